@@ -1,0 +1,63 @@
+# PGXS build of drift: one shared library from C++17 sources.
+#   make                 build (add DRIFT_CHECK=1 for -Werror and assertions)
+#   make install         install into the PostgreSQL found by PG_CONFIG
+#   make unit            build and run the C++ unit tests of src/core
+#   make bench-kernels   build the kernel micro-benchmarks
+MODULE_big = drift
+EXTENSION = drift
+DATA = drift--0.1.sql
+PGFILEDESC = "drift - vector similarity search index that adapts as data drifts"
+
+CORE_SRCS = src/core/distance.cpp src/core/sq8.cpp src/core/kmeans.cpp
+ARCH := $(shell uname -m)
+ifeq ($(ARCH),x86_64)
+SIMD_SRCS = src/core/simd/kernels_sse2.cpp src/core/simd/kernels_avx2.cpp src/core/simd/kernels_avx512.cpp
+endif
+STORAGE_SRCS = $(wildcard src/storage/*.cpp)
+AM_SRCS = $(wildcard src/am/*.cpp)
+OBJS = $(patsubst %.cpp,%.o,$(CORE_SRCS) $(SIMD_SRCS) $(STORAGE_SRCS) $(AM_SRCS))
+
+PG_CONFIG ?= pg_config
+SHLIB_LINK += -lstdc++ -lm
+PG_CXXFLAGS := -std=c++17 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-register
+ifeq ($(DRIFT_CHECK),1)
+PG_CXXFLAGS += -Werror -DUSE_ASSERT_CHECKING
+endif
+# No LLVM bitcode: it would need clang with our C++ flags, and buys nothing here.
+override with_llvm = no
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# Per-ISA flags apply to the per-ISA kernel files only (GCC 12 warns falsely
+# about its own AVX-512 intrinsics, hence -Wno-maybe-uninitialized there).
+src/core/simd/kernels_avx2.o: override CXXFLAGS += -mavx2 -mfma
+src/core/simd/kernels_avx512.o: override CXXFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -Wno-maybe-uninitialized
+
+$(OBJS): $(wildcard src/core/*.hpp src/core/simd/*.hpp src/storage/*.h src/storage/*.hpp src/am/*.h)
+
+# Unit tests and benchmarks of src/core, built without any server header.
+CORE_TEST_CXX = $(CXX) -std=c++17 -O2 -g -Wall -Wextra $(if $(filter 1,$(DRIFT_CHECK)),-Werror)
+CORE_ALL = $(CORE_SRCS) $(SIMD_SRCS)
+core_objs = $(patsubst src/%.cpp,build/core/%.o,$(CORE_ALL))
+build/core/%.o: src/%.cpp $(wildcard src/core/*.hpp src/core/simd/*.hpp)
+	@mkdir -p $(dir $@)
+	$(CORE_TEST_CXX) $(if $(findstring avx512,$<),-mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -Wno-maybe-uninitialized,$(if $(findstring avx2,$<),-mavx2 -mfma)) -c $< -o $@
+
+build/unit_tests: $(core_objs) $(wildcard test/unit/*.cpp)
+	$(CORE_TEST_CXX) -Isrc $(wildcard test/unit/*.cpp) $(core_objs) -lgtest -lgtest_main -pthread -o $@
+
+build/bench_kernels: $(core_objs) bench/kernels.cpp
+	$(CORE_TEST_CXX) -Isrc bench/kernels.cpp $(core_objs) -lbenchmark -lbenchmark_main -pthread -o $@
+
+build/vecdata: bench/vecdata.cpp $(core_objs)
+	$(CORE_TEST_CXX) -Isrc bench/vecdata.cpp $(core_objs) -o $@
+
+.PHONY: unit bench-kernels tools
+unit: build/unit_tests
+	build/unit_tests
+bench-kernels: build/bench_kernels
+tools: build/vecdata
+
+clean: clean-core
+clean-core:
+	rm -rf build

@@ -1,0 +1,39 @@
+-- drift 0.1: distance functions and operators on real[], the drift index
+-- access method and its operator classes, and introspection.
+
+\echo Use "CREATE EXTENSION drift" to load this file. \quit
+
+CREATE FUNCTION drift_l2_distance(real[], real[]) RETURNS float8
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION drift_inner_product(real[], real[]) RETURNS float8
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION drift_negative_inner_product(real[], real[]) RETURNS float8
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION drift_cosine_distance(real[], real[]) RETURNS float8
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE OPERATOR <-> (LEFTARG = real[], RIGHTARG = real[], FUNCTION = drift_l2_distance, COMMUTATOR = '<->');
+CREATE OPERATOR <#> (LEFTARG = real[], RIGHTARG = real[], FUNCTION = drift_negative_inner_product, COMMUTATOR = '<#>');
+CREATE OPERATOR <=> (LEFTARG = real[], RIGHTARG = real[], FUNCTION = drift_cosine_distance, COMMUTATOR = '<=>');
+
+CREATE FUNCTION drift_handler(internal) RETURNS index_am_handler
+    AS 'MODULE_PATHNAME' LANGUAGE C;
+CREATE ACCESS METHOD drift TYPE INDEX HANDLER drift_handler;
+COMMENT ON ACCESS METHOD drift IS 'drift: quantized buckets that adapt as data drifts';
+
+CREATE OPERATOR CLASS drift_l2_ops DEFAULT FOR TYPE real[] USING drift AS
+    OPERATOR 1 <-> (real[], real[]) FOR ORDER BY float_ops,
+    FUNCTION 1 drift_l2_distance(real[], real[]);
+CREATE OPERATOR CLASS drift_ip_ops FOR TYPE real[] USING drift AS
+    OPERATOR 1 <#> (real[], real[]) FOR ORDER BY float_ops,
+    FUNCTION 1 drift_negative_inner_product(real[], real[]);
+CREATE OPERATOR CLASS drift_cosine_ops FOR TYPE real[] USING drift AS
+    OPERATOR 1 <=> (real[], real[]) FOR ORDER BY float_ops,
+    FUNCTION 1 drift_cosine_distance(real[], real[]);
+
+CREATE FUNCTION drift_index_stats(index regclass,
+    OUT dimension int, OUT metric text, OUT lists int, OUT trained bool,
+    OUT live_entries bigint, OUT dead_entries bigint, OUT l0_entries bigint,
+    OUT pages bigint, OUT size_bytes bigint,
+    OUT min_bucket_size bigint, OUT avg_bucket_size float8, OUT max_bucket_size bigint)
+    AS 'MODULE_PATHNAME' LANGUAGE C STRICT;

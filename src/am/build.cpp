@@ -1,0 +1,377 @@
+// Index build: sample rows, train centroids and quantizer, assign every row
+// to its nearest centroid through a sort, and write bucket chains in order.
+//
+// Pages are written without per-page WAL and WAL-logged as whole pages at
+// the end (log_newpage_range). An index built on no rows gets a metapage
+// only: its rows go to L0 until it is trained.
+#include "drift.h"
+
+#include "../core/distance.hpp"
+#include "../core/kmeans.hpp"
+#include "../core/sq8.hpp"
+#include "../storage/buffers.h"
+#include "../storage/chains.h"
+
+extern "C" {
+#include "access/tableam.h"
+#include "access/xloginsert.h"
+#include "catalog/index.h"
+#include "catalog/pg_operator_d.h"
+#include "catalog/pg_type.h"
+#include "commands/progress.h"
+#include "executor/tuptable.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/memutils.h"
+#include "utils/tuplesort.h"
+}
+
+// Seed of the build's sampling and k-means (reproducible builds).
+static const uint64 kBuildSeed = 0x5EEDD1F7ULL;
+// Rows sampled to train per bucket, and at least in all.
+static const double kSamplePerList = 64, kSampleMin = 16384;
+
+// State of one build, plain data only (a Postgres ERROR may unwind it).
+struct BuildState {
+    Relation heap, index;
+    drift::Metric metric;
+    uint32 dim;
+    int lists;
+    float clip;
+    MemoryContext tmpctx;
+    // sampling pass
+    float *sample;
+    uint32 sample_cap, nsample;
+    double rows;
+    drift::Rng rng;
+    // assigning pass
+    float *lo, *scale, *centroids;
+    uint32 k;
+    Tuplesortstate *sort;
+    TupleTableSlot *slot;
+    double assigned;
+};
+
+// Reads one row's vector during the build (validated; unit length for cosine).
+static float *build_vector(BuildState *bs, Datum value) {
+    uint32 dim;
+    float *v = drift_index_vector(bs->index, value, bs->dim, bs->metric, &dim);
+    bs->dim = dim;
+    return v;
+}
+
+// Pass 1: counts rows and keeps a reservoir sample of their vectors.
+static void sample_callback(Relation, ItemPointer, Datum *values, bool *isnull, bool, void *state) {
+    BuildState *bs = (BuildState *) state;
+    if (isnull[0]) return;
+    MemoryContext old = MemoryContextSwitchTo(bs->tmpctx);
+    float *v = build_vector(bs, values[0]);
+    MemoryContextSwitchTo(old);
+    if (bs->sample == NULL) {
+        double want = bs->lists > 0 ? Max(kSampleMin, kSamplePerList * bs->lists) : 4 * kSampleMin;
+        double by_mem = double(maintenance_work_mem) * 1024.0 / 2 / (sizeof(float) * bs->dim);
+        bs->sample_cap = uint32(Max(1.0, Min(want, by_mem)));
+        bs->sample = (float *) MemoryContextAllocHuge(CurrentMemoryContext, Size(bs->sample_cap) * bs->dim * sizeof(float));
+    }
+    bs->rows += 1;
+    int64 slot = -1;
+    if (bs->nsample < bs->sample_cap)
+        slot = bs->nsample++;
+    else {
+        uint64 r = bs->rng.below(uint64(bs->rows));
+        if (r < bs->sample_cap) slot = int64(r);
+    }
+    if (slot >= 0) memcpy(bs->sample + Size(slot) * bs->dim, v, sizeof(float) * bs->dim);
+    MemoryContextReset(bs->tmpctx);
+    pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, int64(bs->rows));
+}
+
+// Pass 2: sends (bucket, tid, vector) of each row to the sort.
+static void assign_callback(Relation, ItemPointer tid, Datum *values, bool *isnull, bool, void *state) {
+    BuildState *bs = (BuildState *) state;
+    if (isnull[0]) return;
+    MemoryContext old = MemoryContextSwitchTo(bs->tmpctx);
+    float *v = build_vector(bs, values[0]);
+    uint32 b = uint32(drift::nearest_centroid(bs->centroids, bs->k, bs->dim, v, NULL));
+    bytea *vb = (bytea *) palloc(VARHDRSZ + sizeof(float) * bs->dim);
+    SET_VARSIZE(vb, VARHDRSZ + sizeof(float) * bs->dim);
+    memcpy(VARDATA(vb), v, sizeof(float) * bs->dim);
+    ExecClearTuple(bs->slot);
+    bs->slot->tts_values[0] = Int32GetDatum(int32(b));
+    bs->slot->tts_values[1] = Int64GetDatum(int64(ItemPointerGetBlockNumber(tid)) << 16 | ItemPointerGetOffsetNumber(tid));
+    bs->slot->tts_values[2] = PointerGetDatum(vb);
+    bs->slot->tts_isnull[0] = bs->slot->tts_isnull[1] = bs->slot->tts_isnull[2] = false;
+    ExecStoreVirtualTuple(bs->slot);
+    tuplesort_puttupleslot(bs->sort, bs->slot);
+    MemoryContextSwitchTo(old);
+    MemoryContextReset(bs->tmpctx);
+    bs->assigned += 1;
+    pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, int64(bs->assigned));
+}
+
+// A new page at the end of fork, initialized as type and locked.
+static Buffer build_page(Relation index, ForkNumber fork, uint16 type) {
+    Buffer buf = drift_new_buffer(index, fork);
+    drift_page_init(BufferGetPage(buf), type);
+    MarkBufferDirty(buf);
+    return buf;
+}
+
+// Writes a locked page out of the build (dirty, unlocked, unpinned).
+static void build_done(Buffer buf) {
+    MarkBufferDirty(buf);
+    UnlockReleaseBuffer(buf);
+}
+
+// Fills the metapage of a new index.
+static void fill_meta(DriftMetaPage m, const BuildState *bs) {
+    memset(m, 0, sizeof(*m));
+    m->magic = DRIFT_MAGIC;
+    m->version = DRIFT_FORMAT_VERSION;
+    m->dim = bs->dim;
+    m->metric = uint16(bs->metric);
+    m->generation = 1;
+    if (bs->dim > 0) {
+        m->cold_cap = drift_vec_capacity(bs->dim);
+        m->hot_cap = drift_hot_capacity(bs->dim, m->cold_cap);
+        m->dir_cap = drift_dir_capacity(bs->dim);
+    }
+    m->quant_head = m->dir_head = m->l0_head = m->l0_tail = InvalidBlockNumber;
+    m->opt_lists = bs->lists;
+    m->opt_clip_pct = bs->clip;
+}
+
+// Writer of one bucket chain during the build.
+struct ChainWriter {
+    Buffer hot, cold;
+    BlockNumber head;
+    uint32 nlive;
+    float radius;
+};
+
+// Starts bucket b's chain with an empty hot page.
+static void chain_start(ChainWriter *w, Relation index, ForkNumber fork, uint32 b) {
+    w->hot = build_page(index, fork, DRIFT_PAGE_HOT);
+    w->cold = InvalidBuffer;
+    drift_hot_header(BufferGetPage(w->hot))->bucket = b;
+    w->head = BufferGetBlockNumber(w->hot);
+    w->nlive = 0;
+    w->radius = 0;
+}
+
+// Appends one entry to the chain being written.
+static void chain_add(ChainWriter *w, Relation index, ForkNumber fork, const DriftMetaPageData *meta, ItemPointer tid,
+                      const uint8 *code, const float *vec) {
+    Page hot = BufferGetPage(w->hot);
+    DriftHotHeader *h = drift_hot_header(hot);
+    if (h->nslots == meta->hot_cap) {
+        uint32 b = h->bucket;
+        Buffer nbuf = build_page(index, fork, DRIFT_PAGE_HOT);
+        DriftPageGetOpaque(hot)->next = BufferGetBlockNumber(nbuf);
+        build_done(w->hot);
+        if (BufferIsValid(w->cold)) build_done(w->cold);
+        w->hot = nbuf;
+        w->cold = InvalidBuffer;
+        hot = BufferGetPage(nbuf);
+        h = drift_hot_header(hot);
+        h->bucket = b;
+    }
+    uint16 s = h->nslots;
+    if (s % meta->cold_cap == 0) {
+        if (BufferIsValid(w->cold)) build_done(w->cold);
+        w->cold = build_page(index, fork, DRIFT_PAGE_COLD);
+        h->cold[h->ncold++] = BufferGetBlockNumber(w->cold);
+    }
+    drift_hot_tids(hot)[s] = *tid;
+    memcpy(drift_hot_codes(hot, meta->hot_cap) + Size(s) * meta->dim, code, meta->dim);
+    h->nslots = s + 1;
+    h->nlive++;
+    drift_vec_put(BufferGetPage(w->cold), meta->dim, s % meta->cold_cap, tid, vec);
+    drift_vec_header(BufferGetPage(w->cold))->nlive = 0;
+    w->nlive++;
+}
+
+// Closes a chain and records it in its directory entry.
+static void chain_finish(ChainWriter *w, DriftDirEntry e) {
+    e->head = w->head;
+    e->tail = BufferGetBlockNumber(w->hot);
+    e->nlive = w->nlive;
+    e->radius = w->radius;
+    build_done(w->hot);
+    if (BufferIsValid(w->cold)) build_done(w->cold);
+}
+
+// Writes quantizer, directory and bucket chains from the sorted rows.
+static void write_trained(BuildState *bs, ForkNumber fork, DriftMetaPage meta) {
+    Relation index = bs->index;
+    uint32 dim = bs->dim;
+    // Quantizer blob pages.
+    Size qbytes = sizeof(float) * dim * 2;
+    char *qdata = (char *) palloc(qbytes);
+    memcpy(qdata, bs->lo, sizeof(float) * dim);
+    memcpy(qdata + sizeof(float) * dim, bs->scale, sizeof(float) * dim);
+    Buffer prev = InvalidBuffer;
+    for (Size done = 0; done < qbytes;) {
+        Buffer buf = build_page(index, fork, DRIFT_PAGE_BLOB);
+        Page page = BufferGetPage(buf);
+        Size n = Min(qbytes - done, Size(DRIFT_BLOB_CAPACITY));
+        memcpy(drift_blob_data(page), qdata + done, n);
+        drift_blob_header(page)->nbytes = uint32(n);
+        done += n;
+        if (BufferIsValid(prev)) {
+            DriftPageGetOpaque(BufferGetPage(prev))->next = BufferGetBlockNumber(buf);
+            build_done(prev);
+        } else
+            meta->quant_head = BufferGetBlockNumber(buf);
+        prev = buf;
+    }
+    build_done(prev);
+
+    // Directory pages, kept locked until every chain is written.
+    uint32 ndir = (bs->k + meta->dir_cap - 1) / meta->dir_cap;
+    Buffer *dir = (Buffer *) palloc(sizeof(Buffer) * ndir);
+    for (uint32 i = 0; i < ndir; i++) {
+        dir[i] = build_page(index, fork, DRIFT_PAGE_DIR);
+        drift_dir_header(BufferGetPage(dir[i]))->nentries = Min(meta->dir_cap, bs->k - i * meta->dir_cap);
+        if (i > 0) DriftPageGetOpaque(BufferGetPage(dir[i - 1]))->next = BufferGetBlockNumber(dir[i]);
+    }
+    meta->dir_head = BufferGetBlockNumber(dir[0]);
+    meta->nbuckets = bs->k;
+    for (uint32 b = 0; b < bs->k; b++) {
+        DriftDirEntry e = drift_dir_entry(BufferGetPage(dir[b / meta->dir_cap]), dim, b % meta->dir_cap);
+        e->head = e->tail = InvalidBlockNumber;
+        memcpy(e->centroid, bs->centroids + Size(b) * dim, sizeof(float) * dim);
+    }
+
+    // Bucket chains in bucket order; every bucket gets at least one page.
+    drift::Sq8 q{dim, bs->lo, bs->scale};
+    uint8 *code = (uint8 *) palloc(dim);
+    ChainWriter w;
+    int64 cur = -1;
+    double written = 0;
+    while (tuplesort_gettupleslot(bs->sort, true, false, bs->slot, NULL)) {
+        bool isnull;
+        uint32 b = uint32(DatumGetInt32(slot_getattr(bs->slot, 1, &isnull)));
+        int64 t = DatumGetInt64(slot_getattr(bs->slot, 2, &isnull));
+        bytea *vb = DatumGetByteaPP(slot_getattr(bs->slot, 3, &isnull));
+        const float *v = (const float *) VARDATA_ANY(vb);
+        while (cur < int64(b)) {
+            if (cur >= 0) chain_finish(&w, drift_dir_entry(BufferGetPage(dir[cur / meta->dir_cap]), dim, cur % meta->dir_cap));
+            cur++;
+            chain_start(&w, index, fork, uint32(cur));
+        }
+        ItemPointerData tid;
+        ItemPointerSet(&tid, BlockNumber(t >> 16), OffsetNumber(t & 0xFFFF));
+        drift::sq8_encode(q, v, code);
+        chain_add(&w, index, fork, meta, &tid, code, v);
+        w.radius = Max(w.radius, std::sqrt(drift::order_distance(drift::Metric::L2, v, bs->centroids + Size(b) * dim, dim)));
+        pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, int64(++written));
+        CHECK_FOR_INTERRUPTS();
+    }
+    while (cur < int64(bs->k)) {
+        if (cur >= 0) chain_finish(&w, drift_dir_entry(BufferGetPage(dir[cur / meta->dir_cap]), dim, cur % meta->dir_cap));
+        cur++;
+        if (cur < int64(bs->k)) chain_start(&w, index, fork, uint32(cur));
+    }
+    for (uint32 i = 0; i < ndir; i++) build_done(dir[i]);
+    meta->flags |= DRIFT_META_TRAINED;
+    meta->build_rows = uint64(written);
+}
+
+// Chooses the number of buckets: the option, else about sqrt(rows).
+static uint32 choose_lists(const BuildState *bs) {
+    double want = bs->lists > 0 ? bs->lists : Max(1.0, std::round(std::sqrt(bs->rows)));
+    return uint32(Max(1.0, Min(want, double(bs->nsample))));
+}
+
+// Builds the index into fork (MAIN, or INIT for unlogged tables' empty index).
+static void build_index(BuildState *bs, IndexInfo *indexInfo, ForkNumber fork) {
+    Buffer mbuf = build_page(bs->index, fork, DRIFT_PAGE_META);
+    Assert(BufferGetBlockNumber(mbuf) == DRIFT_METAPAGE_BLKNO);
+
+    if (bs->heap != NULL) {
+        pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, DRIFT_PHASE_SAMPLE);
+        pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL, int64(Max(bs->heap->rd_rel->reltuples, 0)));
+        table_index_build_scan(bs->heap, bs->index, indexInfo, true, true, sample_callback, bs, NULL);
+    }
+    DriftMetaPageData meta;
+    fill_meta(&meta, bs);
+    if (bs->rows > 0) {
+        pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, DRIFT_PHASE_TRAIN);
+        bs->k = choose_lists(bs);
+        bs->centroids = (float *) MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * bs->dim * bs->k);
+        bs->lo = (float *) palloc(sizeof(float) * bs->dim);
+        bs->scale = (float *) palloc(sizeof(float) * bs->dim);
+        drift_guard("training", [&] {
+            drift::KMeansParams p{bs->k, bs->metric, kBuildSeed, 20};
+            drift::kmeans(bs->sample, bs->nsample, bs->dim, p, bs->centroids);
+            drift::sq8_fit(bs->sample, bs->nsample, bs->dim, bs->clip, bs->lo, bs->scale);
+        });
+        pfree(bs->sample);
+        bs->sample = NULL;
+
+        pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, DRIFT_PHASE_ASSIGN);
+        pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL, int64(bs->rows));
+        TupleDesc desc = CreateTemplateTupleDesc(3);
+        TupleDescInitEntry(desc, 1, "bucket", INT4OID, -1, 0);
+        TupleDescInitEntry(desc, 2, "tid", INT8OID, -1, 0);
+        TupleDescInitEntry(desc, 3, "vector", BYTEAOID, -1, 0);
+        AttrNumber keys[2] = {1, 2};
+        Oid ops[2] = {Int4LessOperator, Int8LessOperator};
+        Oid colls[2] = {InvalidOid, InvalidOid};
+        bool nullsfirst[2] = {false, false};
+        bs->sort = tuplesort_begin_heap(desc, 2, keys, ops, colls, nullsfirst, maintenance_work_mem, NULL, TUPLESORT_NONE);
+        bs->slot = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
+        table_index_build_scan(bs->heap, bs->index, indexInfo, true, true, assign_callback, bs, NULL);
+        tuplesort_performsort(bs->sort);
+        ExecDropSingleTupleTableSlot(bs->slot);
+        bs->slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+
+        pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, DRIFT_PHASE_WRITE);
+        write_trained(bs, fork, &meta);
+        tuplesort_end(bs->sort);
+        ExecDropSingleTupleTableSlot(bs->slot);
+    } else if (bs->heap != NULL) {
+        ereport(NOTICE, (errmsg("drift index \"%s\" was built on no rows", RelationGetRelationName(bs->index)),
+                         errdetail("Rows inserted from now on are searched exactly until the index is trained."),
+                         errhint("REINDEX the index once the table holds representative data.")));
+    }
+    *DriftPageGetMeta(BufferGetPage(mbuf)) = meta;
+    build_done(mbuf);
+
+    if (fork == INIT_FORKNUM || RelationNeedsWAL(bs->index))
+        log_newpage_range(bs->index, fork, 0, RelationGetNumberOfBlocksInFork(bs->index, fork), true);
+}
+
+// Sets up the plain build state for an index.
+static void init_state(BuildState *bs, Relation heap, Relation index) {
+    memset(bs, 0, sizeof(*bs));
+    bs->heap = heap;
+    bs->index = index;
+    bs->metric = drift_index_metric(index);
+    DriftOptions *opts = (DriftOptions *) index->rd_options;
+    bs->lists = opts ? opts->lists : 0;
+    bs->clip = opts ? float(opts->clip_percentile) : 1.0f;
+    bs->rng.state = kBuildSeed;
+    bs->tmpctx = AllocSetContextCreate(CurrentMemoryContext, "drift build row", ALLOCSET_DEFAULT_SIZES);
+}
+
+IndexBuildResult *drift_ambuild(Relation heap, Relation index, IndexInfo *indexInfo) {
+    if (RelationGetNumberOfBlocks(index) != 0)
+        elog(ERROR, "index \"%s\" already contains data", RelationGetRelationName(index));
+    BuildState bs;
+    init_state(&bs, heap, index);
+    build_index(&bs, indexInfo, MAIN_FORKNUM);
+    MemoryContextDelete(bs.tmpctx);
+    IndexBuildResult *res = (IndexBuildResult *) palloc(sizeof(IndexBuildResult));
+    res->heap_tuples = bs.rows;
+    res->index_tuples = bs.rows;
+    return res;
+}
+
+void drift_ambuildempty(Relation index) {
+    BuildState bs;
+    init_state(&bs, NULL, index);
+    build_index(&bs, NULL, INIT_FORKNUM);
+    MemoryContextDelete(bs.tmpctx);
+}

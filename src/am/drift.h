@@ -1,0 +1,99 @@
+// Declarations shared by the access-method layer (everything Postgres calls).
+#pragma once
+
+#include "../core/core.hpp"
+#include "../storage/pages.h"
+
+extern "C" {
+#include "access/amapi.h"
+#include "fmgr.h"
+#include "utils/array.h"
+}
+
+// GUCs.
+extern int drift_probes;
+extern int drift_rerank;
+extern int drift_max_probes;
+
+// Reloptions of a drift index.
+struct DriftOptions {
+    int32 vl_len_; /* varlena header (do not touch directly!) */
+    int lists;     /* 0 = chosen from the row count at build */
+    double clip_percentile;
+};
+
+// Build phases reported to pg_stat_progress_create_index.
+#define DRIFT_PHASE_SAMPLE 2
+#define DRIFT_PHASE_TRAIN 3
+#define DRIFT_PHASE_ASSIGN 4
+#define DRIFT_PHASE_WRITE 5
+
+// What an index's scans and inserts need from its metapage, quantizer and
+// directory; cached in rd_amcache and reloaded when the generation changes.
+struct DriftInfo {
+    DriftMetaPageData meta;
+    drift::Metric metric;
+    float *lo;               /* quantizer, dim floats each */
+    float *scale;
+    BlockNumber *dir_blocks; /* directory pages in chain order */
+    uint32 ndir;
+    float *centroids;        /* nbuckets x dim */
+};
+
+// The index's current metadata (valid until the next call on this index).
+DriftInfo *drift_info(Relation index);
+
+// The metric of an index, from its operator class's distance function.
+drift::Metric drift_index_metric(Relation index);
+
+// Where bucket b's directory entry is.
+struct DriftDirSlot drift_dir_slot(const DriftInfo *info, uint32 bucket);
+
+// Extracts a vector for index `index` from a real[] datum into out (palloc'd,
+// info->meta.dim floats, unit length for cosine); raises a clear ERROR for
+// bad input. Sets *dim to the vector's dimension.
+float *drift_index_vector(Relation index, Datum value, uint32 expected_dim, drift::Metric metric, uint32 *dim);
+
+// Checks a real[] and returns its floats (inside the array) and dimension.
+const float *drift_array_floats(ArrayType *a, int *dim);
+
+// Fixes the dimension of an index built on no rows, on its first insert.
+void drift_set_dimension(Relation index, uint32 dim);
+
+// Runs C++ code: any exception becomes an ERROR raised after the C++ frames
+// are gone. fn must not call PostgreSQL functions that can raise ERROR.
+template <class F>
+inline void drift_guard(const char *what, F &&fn) {
+    char msg[256];
+    bool failed = false;
+    try {
+        fn();
+    } catch (const std::exception &e) {
+        snprintf(msg, sizeof(msg), "%s", e.what());
+        failed = true;
+    } catch (...) {
+        snprintf(msg, sizeof(msg), "unknown exception");
+        failed = true;
+    }
+    if (failed) ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("drift: %s failed: %s", what, msg)));
+}
+
+extern "C" {
+// Distance functions, whose addresses identify an opclass's metric.
+Datum drift_l2_distance(PG_FUNCTION_ARGS);
+Datum drift_negative_inner_product(PG_FUNCTION_ARGS);
+Datum drift_cosine_distance(PG_FUNCTION_ARGS);
+}
+
+// Access-method callbacks.
+IndexBuildResult *drift_ambuild(Relation heap, Relation index, IndexInfo *indexInfo);
+void drift_ambuildempty(Relation index);
+bool drift_aminsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid, Relation heap,
+                    IndexUniqueCheck checkUnique, bool indexUnchanged, IndexInfo *indexInfo);
+IndexBulkDeleteResult *drift_ambulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
+                                          IndexBulkDeleteCallback callback, void *callback_state);
+IndexBulkDeleteResult *drift_amvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats);
+IndexScanDesc drift_ambeginscan(Relation index, int nkeys, int norderbys);
+void drift_amrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int norderbys);
+bool drift_amgettuple(IndexScanDesc scan, ScanDirection dir);
+void drift_amendscan(IndexScanDesc scan);

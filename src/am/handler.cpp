@@ -1,0 +1,207 @@
+// The drift access method handler: GUCs, options, cost estimate, validation.
+#include "drift.h"
+
+#include <cfloat>
+
+#include "../core/distance.hpp"
+#include "../storage/buffers.h"
+
+extern "C" {
+#include "access/htup_details.h"
+#include "access/reloptions.h"
+#include "catalog/pg_amop.h"
+#include "catalog/pg_amproc.h"
+#include "catalog/pg_opclass.h"
+#include "catalog/pg_type.h"
+#include "commands/progress.h"
+#include "commands/vacuum.h"
+#include "optimizer/optimizer.h"
+#include "utils/catcache.h"
+#include "utils/float.h"
+#include "utils/guc.h"
+#include "utils/selfuncs.h"
+#include "utils/syscache.h"
+
+PG_MODULE_MAGIC;
+
+void _PG_init(void);
+PG_FUNCTION_INFO_V1(drift_handler);
+Datum drift_handler(PG_FUNCTION_ARGS);
+}
+
+int drift_probes = 10;
+int drift_rerank = 100;
+int drift_max_probes = -1;
+
+static relopt_kind drift_relopt_kind;
+
+// Registers GUCs and reloptions, and picks the SIMD kernels once.
+void _PG_init(void) {
+    drift::kernels();
+    drift_relopt_kind = add_reloption_kind();
+    add_int_reloption(drift_relopt_kind, "lists", "Number of buckets (0 = chosen from the row count)", 0, 0, 32768,
+                      AccessExclusiveLock);
+    add_real_reloption(drift_relopt_kind, "clip_percentile",
+                       "Percentile clipped at each end of every dimension's range by the SQ8 quantizer", 1.0, 0.0,
+                       10.0, AccessExclusiveLock);
+    DefineCustomIntVariable("drift.probes", "Buckets scanned by a drift index scan before returning rows.", NULL,
+                            &drift_probes, 10, 1, 32768, PGC_USERSET, 0, NULL, NULL, NULL);
+    DefineCustomIntVariable("drift.rerank", "Candidates re-ranked with exact distances per batch of a drift scan.",
+                            NULL, &drift_rerank, 100, 1, 1000000, PGC_USERSET, 0, NULL, NULL, NULL);
+    DefineCustomIntVariable("drift.max_probes",
+                            "Buckets a drift scan may probe in all when the executor keeps asking for rows "
+                            "(-1 = every bucket).",
+                            NULL, &drift_max_probes, -1, -1, 32768, PGC_USERSET, 0, NULL, NULL, NULL);
+    MarkGUCPrefixReserved("drift");
+}
+
+// Parses and checks WITH (...) options.
+static bytea *drift_amoptions(Datum reloptions, bool validate) {
+    static const relopt_parse_elt tab[] = {
+        {"lists", RELOPT_TYPE_INT, offsetof(DriftOptions, lists)},
+        {"clip_percentile", RELOPT_TYPE_REAL, offsetof(DriftOptions, clip_percentile)},
+    };
+    return (bytea *) build_reloptions(reloptions, validate, drift_relopt_kind, sizeof(DriftOptions), tab,
+                                      lengthof(tab));
+}
+
+// Names of the build phases in pg_stat_progress_create_index.
+static char *drift_ambuildphasename(int64 phase) {
+    switch (phase) {
+        case PROGRESS_CREATEIDX_SUBPHASE_INITIALIZE: return (char *) "initializing";
+        case DRIFT_PHASE_SAMPLE: return (char *) "sampling rows";
+        case DRIFT_PHASE_TRAIN: return (char *) "training centroids and quantizer";
+        case DRIFT_PHASE_ASSIGN: return (char *) "assigning rows to buckets";
+        case DRIFT_PHASE_WRITE: return (char *) "writing bucket pages";
+        default: return NULL;
+    }
+}
+
+// Costs only ordered scans; the fraction of buckets probed scales the work.
+static void drift_amcostestimate(PlannerInfo *root, IndexPath *path, double loop_count, Cost *startup, Cost *total,
+                                 Selectivity *selectivity, double *correlation, double *pages) {
+    if (path->indexorderbys == NIL) {
+        // Without ORDER BY <op> the index can do nothing useful.
+        *startup = *total = get_float8_infinity();
+        *selectivity = 0;
+        *correlation = 0;
+        *pages = 0;
+        return;
+    }
+    GenericCosts costs;
+    memset(&costs, 0, sizeof(costs));
+    genericcostestimate(root, path, loop_count, &costs);
+
+    Relation index = index_open(path->indexinfo->indexoid, NoLock);
+    DriftMetaPageData meta;
+    drift_read_meta(index, &meta);
+    index_close(index, NoLock);
+    double ratio = 1.0;
+    if ((meta.flags & DRIFT_META_TRAINED) && meta.nbuckets > 0)
+        ratio = Min(1.0, double(drift_probes) / double(meta.nbuckets));
+    double tuples = Max(1.0, path->indexinfo->tuples * ratio);
+    double npages = Max(1.0, costs.numIndexPages * ratio);
+    // All the work happens before the first row is returned.
+    *startup = npages * seq_page_cost + tuples * cpu_operator_cost * 2 + drift_rerank * cpu_operator_cost * 4;
+    *total = *startup + tuples * cpu_index_tuple_cost;
+    *selectivity = 1.0;
+    *correlation = 0;
+    *pages = npages;
+}
+
+// Checks that an operator class provides what drift needs.
+static bool drift_amvalidate(Oid opclassoid) {
+    HeapTuple tup = SearchSysCache1(CLAOID, ObjectIdGetDatum(opclassoid));
+    if (!HeapTupleIsValid(tup)) elog(ERROR, "cache lookup failed for operator class %u", opclassoid);
+    Form_pg_opclass form = (Form_pg_opclass) GETSTRUCT(tup);
+    Oid family = form->opcfamily, type = form->opcintype;
+    ReleaseSysCache(tup);
+
+    bool ok = true, has_proc = false, has_op = false;
+    CatCList *procs = SearchSysCacheList1(AMPROCNUM, ObjectIdGetDatum(family));
+    for (int i = 0; i < procs->n_members; i++) {
+        Form_pg_amproc p = (Form_pg_amproc) GETSTRUCT(&procs->members[i]->tuple);
+        if (p->amproclefttype != type) continue;
+        if (p->amprocnum != 1) {
+            ereport(INFO, (errmsg("drift operator family has support function %d, only 1 is defined", p->amprocnum)));
+            ok = false;
+        }
+        has_proc = true;
+    }
+    ReleaseSysCacheList(procs);
+    CatCList *ops = SearchSysCacheList1(AMOPSTRATEGY, ObjectIdGetDatum(family));
+    for (int i = 0; i < ops->n_members; i++) {
+        Form_pg_amop o = (Form_pg_amop) GETSTRUCT(&ops->members[i]->tuple);
+        if (o->amoplefttype != type) continue;
+        if (o->amoppurpose != AMOP_ORDER || o->amopstrategy != 1) {
+            ereport(INFO, (errmsg("drift supports only one ordering operator, as strategy 1")));
+            ok = false;
+        }
+        has_op = true;
+    }
+    ReleaseSysCacheList(ops);
+    if (!has_proc || !has_op) {
+        ereport(INFO, (errmsg("drift operator class needs a distance function and an ordering operator")));
+        ok = false;
+    }
+    return ok;
+}
+
+drift::Metric drift_index_metric(Relation index) {
+    PGFunction fn = index_getprocinfo(index, 1, 1)->fn_addr;
+    if (fn == drift_l2_distance) return drift::Metric::L2;
+    if (fn == drift_negative_inner_product) return drift::Metric::InnerProduct;
+    if (fn == drift_cosine_distance) return drift::Metric::Cosine;
+    ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                    errmsg("index \"%s\" uses a distance function drift does not know", RelationGetRelationName(index)),
+                    errhint("Use one of drift_l2_ops, drift_ip_ops or drift_cosine_ops.")));
+    return drift::Metric::L2;
+}
+
+// The index access method handler: every field set, NULLs included.
+Datum drift_handler(PG_FUNCTION_ARGS) {
+    IndexAmRoutine *am = makeNode(IndexAmRoutine);
+    am->amstrategies = 0;
+    am->amsupport = 1;
+    am->amoptsprocnum = 0;
+    am->amcanorder = false;
+    am->amcanorderbyop = true;
+    am->amcanbackward = false;
+    am->amcanunique = false;
+    am->amcanmulticol = false;
+    am->amoptionalkey = true;
+    am->amsearcharray = false;
+    am->amsearchnulls = false;
+    am->amstorage = false;
+    am->amclusterable = false;
+    am->ampredlocks = false;
+    am->amcanparallel = false;
+    am->amcaninclude = false;
+    am->amusemaintenanceworkmem = true;
+    am->amparallelvacuumoptions = VACUUM_OPTION_PARALLEL_BULKDEL;
+    am->amkeytype = InvalidOid;
+
+    am->ambuild = drift_ambuild;
+    am->ambuildempty = drift_ambuildempty;
+    am->aminsert = drift_aminsert;
+    am->ambulkdelete = drift_ambulkdelete;
+    am->amvacuumcleanup = drift_amvacuumcleanup;
+    am->amcanreturn = NULL;
+    am->amcostestimate = drift_amcostestimate;
+    am->amoptions = drift_amoptions;
+    am->amproperty = NULL;
+    am->ambuildphasename = drift_ambuildphasename;
+    am->amvalidate = drift_amvalidate;
+    am->amadjustmembers = NULL;
+    am->ambeginscan = drift_ambeginscan;
+    am->amrescan = drift_amrescan;
+    am->amgettuple = drift_amgettuple;
+    am->amgetbitmap = NULL;
+    am->amendscan = drift_amendscan;
+    am->ammarkpos = NULL;
+    am->amrestrpos = NULL;
+    am->amestimateparallelscan = NULL;
+    am->aminitparallelscan = NULL;
+    am->amparallelrescan = NULL;
+    PG_RETURN_POINTER(am);
+}

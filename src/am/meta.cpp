@@ -1,0 +1,94 @@
+// The per-index metadata cache (metapage, quantizer, directory) in rd_amcache.
+#include "drift.h"
+
+#include "../storage/buffers.h"
+#include "../storage/chains.h"
+
+extern "C" {
+#include "utils/memutils.h"
+}
+
+// Loads quantizer, directory block list and centroids into a new DriftInfo.
+static DriftInfo *load_info(Relation index, const DriftMetaPageData *meta) {
+    MemoryContext old = MemoryContextSwitchTo(index->rd_indexcxt);
+    DriftInfo *info = (DriftInfo *) palloc0(sizeof(DriftInfo));
+    info->meta = *meta;
+    info->metric = drift::Metric(meta->metric);
+    uint32 dim = meta->dim;
+    if (meta->flags & DRIFT_META_TRAINED) {
+        info->lo = (float *) palloc(sizeof(float) * dim * 2);
+        info->scale = info->lo + dim;
+        drift_read_blob(index, meta->quant_head, (char *) info->lo, sizeof(float) * dim * 2);
+        info->centroids = (float *) palloc(sizeof(float) * dim * Max(meta->nbuckets, 1));
+        info->dir_blocks = (BlockNumber *) palloc(sizeof(BlockNumber) * (meta->nbuckets / meta->dir_cap + 1));
+        uint32 b = 0;
+        for (BlockNumber blkno = meta->dir_head; blkno != InvalidBlockNumber;) {
+            Buffer buf = drift_read_locked(index, blkno, BUFFER_LOCK_SHARE, DRIFT_PAGE_DIR, meta);
+            Page page = BufferGetPage(buf);
+            uint32 n = drift_dir_header(page)->nentries;
+            if (b + n > meta->nbuckets) {
+                UnlockReleaseBuffer(buf);
+                drift_corrupt(index, blkno, "The directory holds more buckets than the metapage says.");
+            }
+            info->dir_blocks[info->ndir++] = blkno;
+            for (uint32 i = 0; i < n; i++, b++)
+                memcpy(info->centroids + Size(b) * dim, drift_dir_entry(page, dim, i)->centroid, sizeof(float) * dim);
+            blkno = DriftPageGetOpaque(page)->next;
+            UnlockReleaseBuffer(buf);
+        }
+        if (b != meta->nbuckets) drift_corrupt(index, meta->dir_head, "The directory has fewer buckets than expected.");
+    }
+    MemoryContextSwitchTo(old);
+    return info;
+}
+
+DriftInfo *drift_info(Relation index) {
+    DriftMetaPageData meta;
+    drift_read_meta(index, &meta);
+    DriftInfo *info = (DriftInfo *) index->rd_amcache;
+    if (info != NULL && info->meta.generation == meta.generation) {
+        info->meta = meta;  // counters and L0 links move without a new generation
+        return info;
+    }
+    index->rd_amcache = NULL;
+    if (info != NULL) {
+        if (info->lo) pfree(info->lo);
+        if (info->centroids) pfree(info->centroids);
+        if (info->dir_blocks) pfree(info->dir_blocks);
+        pfree(info);
+    }
+    info = load_info(index, &meta);
+    if (info->metric != drift_index_metric(index))
+        drift_corrupt(index, DRIFT_METAPAGE_BLKNO, "The metapage's metric does not match the operator class.");
+    index->rd_amcache = info;
+    return info;
+}
+
+DriftDirSlot drift_dir_slot(const DriftInfo *info, uint32 bucket) {
+    DriftDirSlot s;
+    s.blkno = info->dir_blocks[bucket / info->meta.dir_cap];
+    s.slot = bucket % info->meta.dir_cap;
+    return s;
+}
+
+void drift_set_dimension(Relation index, uint32 dim) {
+    Buffer buf = drift_read_locked(index, DRIFT_METAPAGE_BLKNO, BUFFER_LOCK_EXCLUSIVE, DRIFT_PAGE_META, NULL);
+    DriftMetaPage m = DriftPageGetMeta(BufferGetPage(buf));
+    if (m->dim == 0) {
+        GenericXLogState *st = GenericXLogStart(index);
+        m = DriftPageGetMeta(GenericXLogRegisterBuffer(st, buf, 0));
+        m->dim = dim;
+        m->cold_cap = drift_vec_capacity(dim);
+        m->hot_cap = drift_hot_capacity(dim, m->cold_cap);
+        m->dir_cap = drift_dir_capacity(dim);
+        m->generation++;
+        GenericXLogFinish(st);
+    }
+    uint32 now = DriftPageGetMeta(BufferGetPage(buf))->dim;
+    UnlockReleaseBuffer(buf);
+    if (now != dim)
+        ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+                        errmsg("vector has %u dimensions, but index \"%s\" has %u", dim, RelationGetRelationName(index),
+                               now),
+                        errhint("Every vector in a drift index must have the same dimension.")));
+}

@@ -1,0 +1,306 @@
+// Ordered scans: score centroids, probe buckets scanning SQ8 codes, re-rank
+// the best candidates with exact distances from cold pages, and return TIDs
+// in exact distance order, batch by batch.
+//
+// A batch is the next drift.rerank candidates (by SQ8 distance) of the
+// buckets probed so far, re-ranked exactly; the first batch also holds every
+// L0 row. When the probed buckets are used up and the executor still asks
+// for rows (a WHERE clause filtered many out), the next drift.probes buckets
+// are probed, up to drift.max_probes buckets in all. Rows come in exact order
+// within a batch; across batches the order is that of the SQ8 distances.
+#include "drift.h"
+
+#include <algorithm>
+
+#include "../core/distance.hpp"
+#include "../core/sq8.hpp"
+#include "../core/topk.hpp"
+#include "../storage/buffers.h"
+#include "../storage/chains.h"
+
+extern "C" {
+#include "access/relscan.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+}
+
+// A candidate from a bucket: SQ8 distance, TID, and where its vector is.
+struct ScanCand {
+    float approx;
+    ItemPointerData tid;
+    BlockNumber cold;
+    uint16 slot;
+};
+
+// A row of the current batch, with its exact distance.
+struct ScanResult {
+    float dist;
+    ItemPointerData tid;
+};
+
+// Per-scan state; plain data in the scan's memory context.
+struct DriftScanOpaqueData {
+    MemoryContext ctx;
+    bool started;
+    DriftMetaPageData meta;
+    drift::Metric metric;
+    uint32 dim;
+    float *query;           /* dim floats; unit length for cosine */
+    drift::Sq8Query table;  /* per-query SQ8 table */
+    BlockNumber *heads;     /* head page of each bucket, in probe order */
+    uint32 nbuckets, probed, max_probes;
+    ScanCand *cands;
+    Size ncands, capcands, candpos;
+    ScanResult *results;
+    Size nresults, respos, capresults;
+    HTAB *returned;         /* TIDs already returned */
+};
+typedef DriftScanOpaqueData *DriftScanOpaque;
+
+IndexScanDesc drift_ambeginscan(Relation index, int nkeys, int norderbys) {
+    IndexScanDesc scan = RelationGetIndexScan(index, nkeys, norderbys);
+    DriftScanOpaque so = (DriftScanOpaque) palloc0(sizeof(DriftScanOpaqueData));
+    so->ctx = AllocSetContextCreate(CurrentMemoryContext, "drift scan", ALLOCSET_DEFAULT_SIZES);
+    scan->opaque = so;
+    return scan;
+}
+
+void drift_amrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int norderbys) {
+    DriftScanOpaque so = (DriftScanOpaque) scan->opaque;
+    if (keys && scan->numberOfKeys > 0) memmove(scan->keyData, keys, scan->numberOfKeys * sizeof(ScanKeyData));
+    if (orderbys && scan->numberOfOrderBys > 0)
+        memmove(scan->orderByData, orderbys, scan->numberOfOrderBys * sizeof(ScanKeyData));
+    MemoryContextReset(so->ctx);
+    so->started = false;
+}
+
+// Appends a candidate, growing the array.
+static void add_cand(DriftScanOpaque so, float approx, ItemPointer tid, BlockNumber cold, uint16 slot) {
+    if (so->ncands == so->capcands) {
+        so->capcands = Max(Size(1024), so->capcands * 2);
+        so->cands = so->cands ? (ScanCand *) repalloc_huge(so->cands, sizeof(ScanCand) * so->capcands)
+                              : (ScanCand *) MemoryContextAllocHuge(so->ctx, sizeof(ScanCand) * so->capcands);
+    }
+    so->cands[so->ncands++] = ScanCand{approx, *tid, cold, slot};
+}
+
+// Appends a row with an exact distance to the current batch.
+static void add_result(DriftScanOpaque so, float dist, ItemPointer tid) {
+    if (so->nresults == so->capresults) {
+        so->capresults = Max(Size(256), so->capresults * 2);
+        so->results = so->results ? (ScanResult *) repalloc_huge(so->results, sizeof(ScanResult) * so->capresults)
+                                  : (ScanResult *) MemoryContextAllocHuge(so->ctx, sizeof(ScanResult) * so->capresults);
+    }
+    so->results[so->nresults++] = ScanResult{dist, *tid};
+}
+
+// Prepares the query, the SQ8 table and the bucket probe order.
+static void start_scan(IndexScanDesc scan) {
+    DriftScanOpaque so = (DriftScanOpaque) scan->opaque;
+    Relation index = scan->indexRelation;
+    if (scan->numberOfOrderBys == 0)
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("a drift index can only be scanned in distance order"),
+                        errhint("Use ORDER BY column <-> query LIMIT n.")));
+    DriftInfo *info = drift_info(index);
+    so->meta = info->meta;
+    so->metric = info->metric;
+    so->dim = info->meta.dim;
+    so->probed = 0;
+    so->ncands = so->candpos = so->capcands = 0;
+    so->nresults = so->respos = so->capresults = 0;
+    so->cands = NULL;
+    so->results = NULL;
+    so->nbuckets = 0;
+
+    HASHCTL hctl;
+    hctl.keysize = sizeof(ItemPointerData);
+    hctl.entrysize = sizeof(ItemPointerData);
+    hctl.hcxt = so->ctx;
+    so->returned = hash_create("drift returned tids", 256, &hctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+
+    ScanKey key = &scan->orderByData[0];
+    uint32 dim = so->dim;
+    if (key->sk_flags & SK_ISNULL) {
+        // A NULL query orders nothing: every row ties, as with a zero vector.
+        so->query = (float *) palloc0(sizeof(float) * Max(dim, 1));
+    } else {
+        uint32 qdim;
+        so->query = drift_index_vector(index, key->sk_argument, dim, so->metric, &qdim);
+        if (dim == 0) dim = so->dim = qdim;
+    }
+    if (!(so->meta.flags & DRIFT_META_TRAINED)) return;
+
+    // Score every centroid; probe in ascending distance order.
+    uint32 nb = so->meta.nbuckets;
+    drift::Candidate *order = (drift::Candidate *) palloc(sizeof(drift::Candidate) * nb);
+    for (uint32 b = 0; b < nb; b++)
+        order[b] = drift::Candidate{drift::order_distance(so->metric, so->query, info->centroids + Size(b) * dim, dim), b};
+    drift::select_smallest(order, nb, nb);
+    so->heads = (BlockNumber *) palloc(sizeof(BlockNumber) * nb);
+    for (uint32 i = 0; i < nb; i++) {
+        DriftDirSlot ds = drift_dir_slot(info, uint32(order[i].id));
+        Buffer buf = drift_read_locked(index, ds.blkno, BUFFER_LOCK_SHARE, DRIFT_PAGE_DIR, &so->meta);
+        so->heads[i] = drift_dir_entry(BufferGetPage(buf), dim, ds.slot)->head;
+        UnlockReleaseBuffer(buf);
+    }
+    pfree(order);
+    so->nbuckets = nb;
+    so->max_probes = drift_max_probes < 0 ? nb : Min(nb, uint32(drift_max_probes));
+    so->max_probes = Max(so->max_probes, Min(nb, uint32(drift_probes)));
+
+    drift::Sq8 q{dim, info->lo, info->scale};
+    so->table.a = (float *) palloc(sizeof(float) * dim);
+    so->table.b = (float *) palloc(sizeof(float) * dim);
+    drift::sq8_prepare(q, so->metric, so->query, so->table);
+}
+
+// Scans one bucket chain, adding a candidate per live entry. Holds the pin
+// of a page until the next one is pinned, so vacuum cannot unlink a page
+// under the scan.
+static void probe_bucket(IndexScanDesc scan, BlockNumber head) {
+    DriftScanOpaque so = (DriftScanOpaque) scan->opaque;
+    const DriftMetaPageData *meta = &so->meta;
+    Buffer buf = drift_read_locked(scan->indexRelation, head, BUFFER_LOCK_SHARE, DRIFT_PAGE_HOT, meta);
+    for (;;) {
+        Page page = BufferGetPage(buf);
+        uint16 type = DriftPageGetOpaque(page)->type;
+        if (type == DRIFT_PAGE_HOT) {
+            drift_check_page(scan->indexRelation, page, BufferGetBlockNumber(buf), DRIFT_PAGE_HOT, meta);
+            DriftHotHeader *h = drift_hot_header(page);
+            ItemPointerData *tids = drift_hot_tids(page);
+            const uint8 *codes = drift_hot_codes(page, meta->hot_cap);
+            for (uint16 s = 0; s < h->nslots; s++) {
+                if (!ItemPointerIsValid(&tids[s])) continue;
+                uint16 ci = s / meta->cold_cap;
+                if (ci >= h->ncold) drift_corrupt(scan->indexRelation, BufferGetBlockNumber(buf), "A slot has no cold page.");
+                float d = drift::sq8_distance(so->table, codes + Size(s) * meta->dim);
+                add_cand(so, d, &tids[s], h->cold[ci], s % meta->cold_cap);
+            }
+        } else if (type != DRIFT_PAGE_FREE) {
+            drift_check_page(scan->indexRelation, page, BufferGetBlockNumber(buf), DRIFT_PAGE_HOT, meta);
+        }
+        BlockNumber next = DriftPageGetOpaque(page)->next;
+        LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+        if (next == InvalidBlockNumber) break;
+        if (next >= RelationGetNumberOfBlocks(scan->indexRelation))
+            drift_corrupt(scan->indexRelation, BufferGetBlockNumber(buf), "A page link points outside the index.");
+        Buffer nbuf = ReadBuffer(scan->indexRelation, next);
+        ReleaseBuffer(buf);
+        buf = nbuf;
+        LockBuffer(buf, BUFFER_LOCK_SHARE);
+        if (PageIsNew(BufferGetPage(buf)))
+            drift_corrupt(scan->indexRelation, next, "A bucket chain links to an uninitialized page.");
+    }
+    ReleaseBuffer(buf);
+}
+
+// Adds every live L0 row to the current batch with its exact distance.
+static void scan_l0(IndexScanDesc scan) {
+    DriftScanOpaque so = (DriftScanOpaque) scan->opaque;
+    for (BlockNumber blkno = so->meta.l0_head; blkno != InvalidBlockNumber;) {
+        Buffer buf = drift_read_locked(scan->indexRelation, blkno, BUFFER_LOCK_SHARE, DRIFT_PAGE_L0, &so->meta);
+        Page page = BufferGetPage(buf);
+        uint16 n = drift_vec_header(page)->nslots;
+        for (uint16 s = 0; s < n; s++) {
+            DriftVecEntry e = drift_vec_entry(page, so->dim, s);
+            if (ItemPointerIsValid(&e->tid))
+                add_result(so, drift::order_distance(so->metric, so->query, e->vec, so->dim), &e->tid);
+        }
+        blkno = DriftPageGetOpaque(page)->next;
+        UnlockReleaseBuffer(buf);
+    }
+}
+
+// Re-ranks candidates [from, to) with exact distances into the batch. A
+// candidate whose cold slot no longer holds its TID was removed by VACUUM
+// after the bucket was read, so it is dead to every snapshot: skip it.
+static void rerank(IndexScanDesc scan, Size from, Size to) {
+    DriftScanOpaque so = (DriftScanOpaque) scan->opaque;
+    std::sort(so->cands + from, so->cands + to,
+              [](const ScanCand &a, const ScanCand &b) { return a.cold < b.cold || (a.cold == b.cold && a.slot < b.slot); });
+    Buffer buf = InvalidBuffer;
+    for (Size i = from; i < to; i++) {
+        ScanCand *c = &so->cands[i];
+        if (!BufferIsValid(buf) || BufferGetBlockNumber(buf) != c->cold) {
+            if (BufferIsValid(buf)) UnlockReleaseBuffer(buf);
+            if (c->cold >= RelationGetNumberOfBlocks(scan->indexRelation))
+                drift_corrupt(scan->indexRelation, c->cold, "A cold page link points outside the index.");
+            buf = ReadBuffer(scan->indexRelation, c->cold);
+            LockBuffer(buf, BUFFER_LOCK_SHARE);
+        }
+        Page page = BufferGetPage(buf);
+        if (PageIsNew(page) || DriftPageGetOpaque(page)->type != DRIFT_PAGE_COLD) continue;
+        drift_check_page(scan->indexRelation, page, c->cold, DRIFT_PAGE_COLD, &so->meta);
+        if (c->slot >= drift_vec_header(page)->nslots) continue;
+        DriftVecEntry e = drift_vec_entry(page, so->dim, c->slot);
+        if (!ItemPointerEquals(&e->tid, &c->tid)) continue;
+        add_result(so, drift::order_distance(so->metric, so->query, e->vec, so->dim), &c->tid);
+    }
+    if (BufferIsValid(buf)) UnlockReleaseBuffer(buf);
+}
+
+// Fills the next batch; false when the scan has nothing more to give.
+static bool next_batch(IndexScanDesc scan) {
+    DriftScanOpaque so = (DriftScanOpaque) scan->opaque;
+    so->nresults = so->respos = 0;
+    if (!so->started) {
+        so->started = true;
+        scan_l0(scan);
+    }
+    while (so->nresults == 0) {
+        if (so->candpos == so->ncands) {
+            if (so->probed >= so->max_probes) break;
+            // Probe the next round of buckets; drop the used candidates.
+            so->ncands = so->candpos = 0;
+            uint32 upto = Min(so->max_probes, so->probed + uint32(drift_probes));
+            for (; so->probed < upto; so->probed++) {
+                CHECK_FOR_INTERRUPTS();
+                probe_bucket(scan, so->heads[so->probed]);
+            }
+            continue;
+        }
+        Size take = Min(Size(drift_rerank), so->ncands - so->candpos);
+        ScanCand *first = so->cands + so->candpos;
+        drift::select_smallest(first, so->ncands - so->candpos, take,
+                               [](const ScanCand &a, const ScanCand &b) { return a.approx < b.approx; });
+        rerank(scan, so->candpos, so->candpos + take);
+        so->candpos += take;
+    }
+    std::sort(so->results, so->results + so->nresults,
+              [](const ScanResult &a, const ScanResult &b) { return a.dist < b.dist; });
+    return so->nresults > 0;
+}
+
+bool drift_amgettuple(IndexScanDesc scan, ScanDirection) {
+    DriftScanOpaque so = (DriftScanOpaque) scan->opaque;
+    MemoryContext old = MemoryContextSwitchTo(so->ctx);
+    if (!so->started) {
+        start_scan(scan);
+        pgstat_count_index_scan(scan->indexRelation);
+    }
+    for (;;) {
+        while (so->respos < so->nresults) {
+            ScanResult *r = &so->results[so->respos++];
+            bool found;
+            hash_search(so->returned, &r->tid, HASH_ENTER, &found);
+            if (found) continue;
+            scan->xs_heaptid = r->tid;
+            scan->xs_recheck = false;
+            scan->xs_recheckorderby = false;
+            MemoryContextSwitchTo(old);
+            return true;
+        }
+        if (!next_batch(scan)) break;
+    }
+    MemoryContextSwitchTo(old);
+    return false;
+}
+
+void drift_amendscan(IndexScanDesc scan) {
+    DriftScanOpaque so = (DriftScanOpaque) scan->opaque;
+    MemoryContextDelete(so->ctx);
+    pfree(so);
+    scan->opaque = NULL;
+}

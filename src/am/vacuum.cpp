@@ -1,0 +1,233 @@
+// VACUUM: remove dead entries, unlink emptied bucket pages and recycle them.
+//
+// Bulk delete reads the index in physical order: it clears the TIDs of dead
+// entries in hot and L0 pages (slots are reused by later inserts) and
+// records FREE and never-initialized pages in the free space map. A bucket
+// page left with no live entry, other than a chain's head or tail, is then
+// unlinked from its chain. The unlink takes a cleanup lock on the previous
+// page, so no scan is between the two pages (scans keep a page pinned
+// until the next one is pinned), and waits for a cleanup lock on the
+// unlinked page before recycling it, so no scan is still on it.
+#include "drift.h"
+
+#include "../storage/buffers.h"
+#include "../storage/chains.h"
+
+extern "C" {
+#include "access/genam.h"
+#include "commands/vacuum.h"
+#include "miscadmin.h"
+#include "utils/memutils.h"
+}
+
+// Clears dead TIDs in a hot page; returns live entries left.
+static uint32 vacuum_hot(Relation index, Buffer buf, const DriftMetaPageData *meta, IndexBulkDeleteCallback cb,
+                         void *cbstate, IndexBulkDeleteResult *stats) {
+    Page page = BufferGetPage(buf);
+    Assert(drift_hot_header(page)->nslots <= meta->hot_cap);
+    DriftHotHeader *h = drift_hot_header(page);
+    ItemPointerData *tids = drift_hot_tids(page);
+    OffsetNumber dead[PG_UINT16_MAX / 4];
+    int ndead = 0;
+    for (uint16 s = 0; s < h->nslots && ndead < int(lengthof(dead)); s++)
+        if (ItemPointerIsValid(&tids[s]) && cb(&tids[s], cbstate)) dead[ndead++] = s;
+    if (ndead > 0) {
+        GenericXLogState *st = GenericXLogStart(index);
+        Page p = GenericXLogRegisterBuffer(st, buf, 0);
+        for (int i = 0; i < ndead; i++) ItemPointerSetInvalid(&drift_hot_tids(p)[dead[i]]);
+        drift_hot_header(p)->nlive -= ndead;
+        GenericXLogFinish(st);
+        stats->tuples_removed += ndead;
+    }
+    return drift_hot_header(BufferGetPage(buf))->nlive;
+}
+
+// Clears dead TIDs in an L0 page.
+static void vacuum_l0(Relation index, Buffer buf, const DriftMetaPageData *meta, IndexBulkDeleteCallback cb,
+                      void *cbstate, IndexBulkDeleteResult *stats) {
+    Page page = BufferGetPage(buf);
+    uint16 n = drift_vec_header(page)->nslots;
+    GenericXLogState *st = NULL;
+    Page p = NULL;
+    for (uint16 s = 0; s < n; s++) {
+        DriftVecEntry e = drift_vec_entry(page, meta->dim, s);
+        if (!ItemPointerIsValid(&e->tid) || !cb(&e->tid, cbstate)) continue;
+        if (st == NULL) {
+            st = GenericXLogStart(index);
+            p = GenericXLogRegisterBuffer(st, buf, 0);
+        }
+        ItemPointerSetInvalid(&drift_vec_entry(p, meta->dim, s)->tid);
+        drift_vec_header(p)->nlive--;
+        stats->tuples_removed++;
+    }
+    if (st) GenericXLogFinish(st);
+    stats->num_index_tuples += drift_vec_header(BufferGetPage(buf))->nlive;
+}
+
+// Marks up to DRIFT_MAX_COLD_PER_HOT locked pages FREE in one WAL record,
+// then records them in the free space map.
+static void free_pages(Relation index, Buffer *bufs, int n) {
+    GenericXLogState *st = GenericXLogStart(index);
+    for (int i = 0; i < n; i++) DriftPageGetOpaque(GenericXLogRegisterBuffer(st, bufs[i], 0))->type = DRIFT_PAGE_FREE;
+    GenericXLogFinish(st);
+    for (int i = 0; i < n; i++) {
+        BlockNumber blkno = BufferGetBlockNumber(bufs[i]);
+        UnlockReleaseBuffer(bufs[i]);
+        RecordFreeIndexPage(index, blkno);
+    }
+}
+
+// Unlinks the empty, non-tail hot pages of bucket chain `head`; returns how
+// many pages it freed.
+static uint32 unlink_empty(Relation index, const DriftMetaPageData *meta, BlockNumber head) {
+    uint32 freed = 0;
+    Buffer prev = ReadBuffer(index, head);
+    for (;;) {
+        LockBuffer(prev, BUFFER_LOCK_SHARE);
+        BlockNumber cur = DriftPageGetOpaque(BufferGetPage(prev))->next;
+        LockBuffer(prev, BUFFER_LOCK_UNLOCK);
+        if (cur == InvalidBlockNumber) break;
+        Buffer buf = drift_read_locked(index, cur, BUFFER_LOCK_SHARE, DRIFT_PAGE_HOT, meta);
+        Page page = BufferGetPage(buf);
+        bool empty = drift_hot_header(page)->nlive == 0 && DriftPageGetOpaque(page)->next != InvalidBlockNumber;
+        LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+        if (!empty) {
+            ReleaseBuffer(prev);
+            prev = buf;
+            continue;
+        }
+        LockBufferForCleanup(prev);
+        LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+        page = BufferGetPage(buf);
+        // Inserts only fill a chain's tail, so an empty non-tail page stays empty.
+        if (DriftPageGetOpaque(BufferGetPage(prev))->next != cur || drift_hot_header(page)->nlive != 0 ||
+            DriftPageGetOpaque(page)->next == InvalidBlockNumber) {
+            LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+            LockBuffer(prev, BUFFER_LOCK_UNLOCK);
+            ReleaseBuffer(buf);
+            continue;
+        }
+        DriftHotHeader h = *drift_hot_header(page);
+        GenericXLogState *st = GenericXLogStart(index);
+        Page pp = GenericXLogRegisterBuffer(st, prev, 0);
+        Page bp = GenericXLogRegisterBuffer(st, buf, 0);
+        DriftPageGetOpaque(pp)->next = DriftPageGetOpaque(bp)->next;
+        DriftPageGetOpaque(bp)->type = DRIFT_PAGE_FREE;  // keeps its next link for scans still on it
+        GenericXLogFinish(st);
+        LockBuffer(prev, BUFFER_LOCK_UNLOCK);
+        LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+        // Wait until no scan is on the page, then recycle it with its cold pages.
+        LockBufferForCleanup(buf);
+        LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+        BlockNumber blkno = BufferGetBlockNumber(buf);
+        ReleaseBuffer(buf);
+        RecordFreeIndexPage(index, blkno);
+        Buffer cold[DRIFT_MAX_COLD_PER_HOT];
+        int nc = 0;
+        for (uint16 i = 0; i < h.ncold; i++) {
+            cold[nc] = ReadBuffer(index, h.cold[i]);
+            LockBuffer(cold[nc], BUFFER_LOCK_EXCLUSIVE);
+            Page cp = BufferGetPage(cold[nc]);
+            if (PageIsNew(cp) || DriftPageGetOpaque(cp)->type != DRIFT_PAGE_COLD)
+                UnlockReleaseBuffer(cold[nc]);
+            else
+                nc++;
+        }
+        if (nc > 0) free_pages(index, cold, nc);
+        freed += 1 + nc;
+    }
+    ReleaseBuffer(prev);
+    return freed;
+}
+
+// Physical pass: clears dead entries, counts live ones, and records free
+// pages. Returns the heads of buckets that have an empty non-tail page.
+static BlockNumber *bulk_pass(IndexVacuumInfo *info, const DriftMetaPageData *meta, IndexBulkDeleteCallback cb,
+                              void *cbstate, IndexBulkDeleteResult *stats, uint32 *nheads) {
+    Relation index = info->index;
+    bool *needs = (bool *) palloc0(sizeof(bool) * Max(meta->nbuckets, 1));
+    uint32 *live = (uint32 *) palloc0(sizeof(uint32) * Max(meta->nbuckets, 1));
+    // Under the extension lock, so every new page counted is already locked by its creator.
+    LockRelationForExtension(index, ExclusiveLock);
+    BlockNumber npages = RelationGetNumberOfBlocks(index);
+    UnlockRelationForExtension(index, ExclusiveLock);
+    for (BlockNumber blkno = DRIFT_METAPAGE_BLKNO + 1; blkno < npages; blkno++) {
+        vacuum_delay_point();
+        Buffer buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL, info->strategy);
+        LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+        Page page = BufferGetPage(buf);
+        uint16 type = PageIsNew(page) ? uint16(DRIFT_PAGE_FREE) : DriftPageGetOpaque(page)->type;
+        if (!PageIsNew(page)) drift_check_page(index, page, blkno, type, meta);
+        if (type == DRIFT_PAGE_HOT) {
+            uint32 b = drift_hot_header(page)->bucket;
+            if (b >= meta->nbuckets) drift_corrupt(index, blkno, "A bucket page names a bucket that does not exist.");
+            uint32 n = vacuum_hot(index, buf, meta, cb, cbstate, stats);
+            live[b] += n;
+            stats->num_index_tuples += n;
+            if (n == 0 && DriftPageGetOpaque(page)->next != InvalidBlockNumber) needs[b] = true;
+        } else if (type == DRIFT_PAGE_L0) {
+            vacuum_l0(index, buf, meta, cb, cbstate, stats);
+        } else if (type == DRIFT_PAGE_FREE) {
+            RecordFreeIndexPage(index, blkno);
+        }
+        UnlockReleaseBuffer(buf);
+    }
+
+    // Record live counts in the directory; collect chains to unlink from.
+    BlockNumber *heads = (BlockNumber *) palloc(sizeof(BlockNumber) * Max(meta->nbuckets, 1));
+    *nheads = 0;
+    uint32 b = 0;
+    for (BlockNumber blkno = meta->dir_head; blkno != InvalidBlockNumber;) {
+        Buffer buf = drift_read_locked(index, blkno, BUFFER_LOCK_EXCLUSIVE, DRIFT_PAGE_DIR, meta);
+        GenericXLogState *st = GenericXLogStart(index);
+        Page p = GenericXLogRegisterBuffer(st, buf, 0);
+        uint32 n = drift_dir_header(p)->nentries;
+        for (uint32 i = 0; i < n && b < meta->nbuckets; i++, b++) {
+            DriftDirEntry e = drift_dir_entry(p, meta->dim, i);
+            if (e->nlive > live[b]) e->ndead += e->nlive - live[b];
+            e->nlive = live[b];
+            if (needs[b] && e->head != e->tail) heads[(*nheads)++] = e->head;
+        }
+        blkno = DriftPageGetOpaque(p)->next;
+        GenericXLogFinish(st);
+        UnlockReleaseBuffer(buf);
+    }
+    pfree(needs);
+    pfree(live);
+    return heads;
+}
+
+IndexBulkDeleteResult *drift_ambulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
+                                          IndexBulkDeleteCallback callback, void *callback_state) {
+    Relation index = info->index;
+    if (stats == NULL) stats = (IndexBulkDeleteResult *) palloc0(sizeof(IndexBulkDeleteResult));
+    stats->num_index_tuples = 0;
+    DriftMetaPageData meta;
+    drift_read_meta(index, &meta);
+    if (meta.dim == 0) return stats;
+    uint32 nheads;
+    BlockNumber *heads = bulk_pass(info, &meta, callback, callback_state, stats, &nheads);
+    for (uint32 i = 0; i < nheads; i++) {
+        vacuum_delay_point();
+        stats->pages_deleted += unlink_empty(index, &meta, heads[i]);
+    }
+    pfree(heads);
+    return stats;
+}
+
+// Counts every entry as live (for VACUUM that removed nothing).
+static bool count_all(ItemPointer, void *) { return false; }
+
+IndexBulkDeleteResult *drift_amvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats) {
+    if (info->analyze_only) return stats;
+    if (stats == NULL) {
+        stats = (IndexBulkDeleteResult *) palloc0(sizeof(IndexBulkDeleteResult));
+        DriftMetaPageData meta;
+        drift_read_meta(info->index, &meta);
+        uint32 nheads = 0;
+        if (meta.dim > 0) pfree(bulk_pass(info, &meta, count_all, NULL, stats, &nheads));
+    }
+    IndexFreeSpaceMapVacuum(info->index);
+    stats->num_pages = RelationGetNumberOfBlocks(info->index);
+    return stats;
+}

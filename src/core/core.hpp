@@ -1,0 +1,29 @@
+// Common definitions of drift's engine layer. Nothing under src/core/ may see
+// a PostgreSQL header: the engine is unit-tested and benchmarked without a
+// server, and reports errors by exception, never by ereport.
+#pragma once
+
+#if defined(POSTGRES_H) || defined(PG_VERSION_NUM)
+#error "src/core must not include PostgreSQL headers"
+#endif
+
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+
+namespace drift {
+
+// Distance metric of an index; the values are stored in the metapage.
+enum class Metric : uint16_t { L2 = 1, InnerProduct = 2, Cosine = 3 };
+
+// Largest vector dimension an index accepts: a full float vector must fit in
+// one 8 kB page.
+constexpr uint32_t kMaxDim = 2000;
+
+// Error raised by the engine for invalid arguments or impossible states.
+class Error : public std::runtime_error {
+  public:
+    using std::runtime_error::runtime_error;
+};
+
+}  // namespace drift

@@ -1,0 +1,106 @@
+// The kernels, written once, generic over the xsimd architecture. Each
+// simd/kernels_<arch>.cpp includes this file and instantiates it with its own
+// compiler flags; distance.cpp picks one at run time.
+#pragma once
+
+#include <xsimd/xsimd.hpp>
+
+#include "../distance.hpp"
+
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
+
+namespace drift::simd {
+
+// Loads of one step, as a batch (main loop) or one scalar (tail).
+template <class B> struct Lane;
+
+template <> struct Lane<float> {
+    static float f32(const float *p) { return *p; }
+    static float u8(const uint8_t *p) { return float(*p); }
+    static float madd(float a, float b, float c) { return a * b + c; }
+    static float sum(float v) { return v; }
+};
+
+template <class A> struct Lane<xsimd::batch<float, A>> {
+    using B = xsimd::batch<float, A>;
+    static B f32(const float *p) { return B::load_unaligned(p); }
+    static B madd(B a, B b, B c) { return xsimd::fma(a, b, c); }
+    static float sum(B v) { return xsimd::hadd(v); }
+    // Widens B::size bytes to floats, with the instruction the ISA has.
+    static B u8(const uint8_t *p) {
+#if defined(__AVX512F__)
+        if constexpr (B::size == 16)
+            return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i *>(p))));
+#endif
+#if defined(__AVX2__)
+        if constexpr (B::size == 8)
+            return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i *>(p))));
+#endif
+#if defined(__SSE2__)
+        if constexpr (B::size == 4) {
+            int32_t w;
+            __builtin_memcpy(&w, p, 4);
+            __m128i x = _mm_cvtsi32_si128(w);
+            __m128i z = _mm_setzero_si128();
+            return _mm_cvtepi32_ps(_mm_unpacklo_epi16(_mm_unpacklo_epi8(x, z), z));
+        }
+#endif
+        alignas(64) float tmp[B::size];
+        for (size_t i = 0; i < B::size; ++i) tmp[i] = float(p[i]);
+        return B::load_aligned(tmp);
+    }
+};
+
+// Runs body over [0, n): two batch accumulators in the main loop, then one
+// batch, then scalars for the tail. body(acc, i, lane) returns the new acc.
+template <class A, class Body>
+inline float reduce(size_t n, Body body) {
+    using B = xsimd::batch<float, A>;
+    constexpr size_t W = B::size;
+    B acc0(0.0f), acc1(0.0f);
+    size_t i = 0;
+    for (; i + 2 * W <= n; i += 2 * W) {
+        acc0 = body(acc0, i, Lane<B>{});
+        acc1 = body(acc1, i + W, Lane<B>{});
+    }
+    for (; i + W <= n; i += W) acc0 = body(acc0, i, Lane<B>{});
+    float s = Lane<B>::sum(acc0 + acc1);
+    for (; i < n; ++i) s = body(s, i, Lane<float>{});
+    return s;
+}
+
+template <class A>
+float l2sq(const float *a, const float *b, size_t n) {
+    return reduce<A>(n, [=](auto acc, size_t i, auto L) {
+        auto d = L.f32(a + i) - L.f32(b + i);
+        return L.madd(d, d, acc);
+    });
+}
+
+template <class A>
+float dot(const float *a, const float *b, size_t n) {
+    return reduce<A>(n, [=](auto acc, size_t i, auto L) { return L.madd(L.f32(a + i), L.f32(b + i), acc); });
+}
+
+template <class A>
+float sq8_l2(const float *q, const float *w, const uint8_t *code, size_t n) {
+    return reduce<A>(n, [=](auto acc, size_t i, auto L) {
+        auto d = L.f32(q + i) - L.u8(code + i);
+        return L.madd(L.f32(w + i) * d, d, acc);
+    });
+}
+
+template <class A>
+float sq8_dot(const float *q, const uint8_t *code, size_t n) {
+    return reduce<A>(n, [=](auto acc, size_t i, auto L) { return L.madd(L.f32(q + i), L.u8(code + i), acc); });
+}
+
+// The kernel set of architecture A.
+template <class A>
+Kernels make_kernels(const char *name) {
+    return Kernels{name, &l2sq<A>, &dot<A>, &sq8_l2<A>, &sq8_dot<A>};
+}
+
+}  // namespace drift::simd

@@ -1,0 +1,66 @@
+// SQ8 quantizer: fitting, encoding and asymmetric distances.
+#include "sq8.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "distance.hpp"
+
+namespace drift {
+
+void sq8_fit(const float *data, size_t n, size_t dim, float clip_pct, float *lo, float *scale) {
+    if (n == 0) throw Error("cannot fit a quantizer on no rows");
+    if (!(clip_pct >= 0.0f && clip_pct < 50.0f)) throw Error("clip percentile must be in [0, 50)");
+    std::vector<float> col(n);
+    size_t lo_rank = size_t(std::floor(double(clip_pct) / 100.0 * double(n - 1)));
+    size_t hi_rank = size_t(std::ceil((1.0 - double(clip_pct) / 100.0) * double(n - 1)));
+    for (size_t j = 0; j < dim; ++j) {
+        for (size_t i = 0; i < n; ++i) col[i] = data[i * dim + j];
+        std::nth_element(col.begin(), col.begin() + lo_rank, col.end());
+        float l = col[lo_rank];
+        std::nth_element(col.begin(), col.begin() + hi_rank, col.end());
+        float h = col[hi_rank];
+        lo[j] = l;
+        scale[j] = h > l ? (h - l) / 255.0f : 1.0f;
+    }
+}
+
+void sq8_encode(const Sq8 &q, const float *x, uint8_t *code) {
+    for (size_t j = 0; j < q.dim; ++j) {
+        float c = std::nearbyint((x[j] - q.lo[j]) / q.scale[j]);
+        code[j] = uint8_t(std::clamp(c, 0.0f, 255.0f));
+    }
+}
+
+void sq8_decode(const Sq8 &q, const uint8_t *code, float *x) {
+    for (size_t j = 0; j < q.dim; ++j) x[j] = q.lo[j] + float(code[j]) * q.scale[j];
+}
+
+void sq8_prepare(const Sq8 &q, Metric m, const float *query, Sq8Query &t) {
+    t.metric = m;
+    t.dim = q.dim;
+    t.bias = 0.0f;
+    for (size_t j = 0; j < q.dim; ++j) {
+        if (m == Metric::L2) {
+            t.a[j] = (query[j] - q.lo[j]) / q.scale[j];
+            t.b[j] = q.scale[j] * q.scale[j];
+        } else {
+            t.a[j] = query[j] * q.scale[j];
+            t.b[j] = 0.0f;
+            t.bias += query[j] * q.lo[j];
+        }
+    }
+}
+
+float sq8_distance(const Sq8Query &t, const uint8_t *code) {
+    const Kernels &k = kernels();
+    switch (t.metric) {
+        case Metric::L2: return k.sq8_l2(t.a, t.b, code, t.dim);
+        case Metric::InnerProduct: return -(t.bias + k.sq8_dot(t.a, code, t.dim));
+        case Metric::Cosine: return 1.0f - (t.bias + k.sq8_dot(t.a, code, t.dim));
+    }
+    return 0.0f;
+}
+
+}  // namespace drift

@@ -1,0 +1,20 @@
+// Buffer access and page allocation for drift indexes.
+#pragma once
+
+#include "pages.h"
+
+// Reads blkno, locks it in mode, and checks it is a drift page of type.
+Buffer drift_read_locked(Relation index, BlockNumber blkno, int mode, uint16 type, const DriftMetaPageData *meta);
+
+// Copies the metapage into *meta after checking magic and version.
+void drift_read_meta(Relation index, DriftMetaPageData *meta);
+
+// Checks a metapage's magic and format version.
+void drift_check_meta(Relation index, const DriftMetaPageData *meta);
+
+// An exclusively locked page for reuse: a FREE page from the free space map,
+// or a new block at the end of fork `fork`. The caller initializes it.
+Buffer drift_new_buffer(Relation index, ForkNumber fork);
+
+// Reads a blob chain starting at head into out (nbytes bytes).
+void drift_read_blob(Relation index, BlockNumber head, char *out, Size nbytes);

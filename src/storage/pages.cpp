@@ -1,0 +1,70 @@
+// Page initialization, capacities and corruption checks.
+#include "pages.h"
+
+uint16 drift_dir_capacity(uint32 dim) {
+    return uint16((DRIFT_PAGE_USABLE - MAXALIGN(sizeof(DriftDirHeader))) / drift_dir_stride(dim));
+}
+
+uint16 drift_vec_capacity(uint32 dim) {
+    return uint16((DRIFT_PAGE_USABLE - MAXALIGN(sizeof(DriftVecHeader))) / drift_vec_stride(dim));
+}
+
+uint16 drift_hot_capacity(uint32 dim, uint16 cold_cap) {
+    uint32 cap = uint32(DRIFT_PAGE_USABLE / (sizeof(ItemPointerData) + dim));
+    while (cap > 0 && drift_hot_codes_offset(uint16(cap)) + Size(cap) * dim > DRIFT_PAGE_USABLE) cap--;
+    cap = Min(cap, uint32(cold_cap) * DRIFT_MAX_COLD_PER_HOT);
+    return uint16(Min(cap, uint32(PG_UINT16_MAX)));
+}
+
+void drift_page_init(Page page, uint16 type) {
+    PageInit(page, BLCKSZ, sizeof(DriftPageOpaqueData));
+    DriftPageOpaque op = DriftPageGetOpaque(page);
+    op->next = InvalidBlockNumber;
+    op->type = type;
+    op->page_id = DRIFT_PAGE_ID;
+    // The whole content area is in use, so generic WAL never skips part of it.
+    ((PageHeader) page)->pd_lower = ((PageHeader) page)->pd_upper;
+}
+
+void drift_corrupt(Relation index, BlockNumber blkno, const char *detail) {
+    ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
+                    errmsg("drift index \"%s\" is corrupt at block %u", RelationGetRelationName(index), blkno),
+                    errdetail("%s", detail), errhint("REINDEX the index.")));
+}
+
+void drift_check_page(Relation index, Page page, BlockNumber blkno, uint16 type, const DriftMetaPageData *meta) {
+    if (PageIsNew(page)) drift_corrupt(index, blkno, "The page is uninitialized.");
+    if (PageGetSpecialSize(page) != MAXALIGN(sizeof(DriftPageOpaqueData)))
+        drift_corrupt(index, blkno, "The page's special space has the wrong size.");
+    DriftPageOpaque op = DriftPageGetOpaque(page);
+    if (op->page_id != DRIFT_PAGE_ID) drift_corrupt(index, blkno, "The page does not carry the drift page ID.");
+    if (op->type != type) {
+        char detail[96];
+        snprintf(detail, sizeof(detail), "Expected a page of type %u, found type %u.", type, op->type);
+        drift_corrupt(index, blkno, detail);
+    }
+    if (meta == NULL) return;
+    bool ok = true;
+    switch (type) {
+        case DRIFT_PAGE_HOT: {
+            DriftHotHeader *h = drift_hot_header(page);
+            ok = h->nslots <= meta->hot_cap && h->nlive <= h->nslots && h->ncold <= DRIFT_MAX_COLD_PER_HOT;
+            break;
+        }
+        case DRIFT_PAGE_COLD:
+        case DRIFT_PAGE_L0: {
+            DriftVecHeader *h = drift_vec_header(page);
+            ok = h->nslots <= meta->cold_cap && h->nlive <= h->nslots;
+            break;
+        }
+        case DRIFT_PAGE_DIR:
+            ok = drift_dir_header(page)->nentries <= meta->dir_cap;
+            break;
+        case DRIFT_PAGE_BLOB:
+            ok = drift_blob_header(page)->nbytes <= DRIFT_BLOB_CAPACITY;
+            break;
+        default:
+            break;
+    }
+    if (!ok) drift_corrupt(index, blkno, "The page's entry counts exceed its capacity.");
+}

@@ -1,0 +1,165 @@
+// drift's on-disk format: every page type, struct and magic number of an
+// index relation, in one place.
+//
+// Block 0 is the metapage. The quantizer is a chain of blob pages (lo[dim]
+// then scale[dim] as one byte stream). The centroid directory is a chain of
+// directory pages holding one fixed-size entry per bucket. A bucket is a
+// chain of hot pages; hot page slot i stores a heap TID and an SQ8 code
+// (codes contiguous, slot-major, for SIMD scans), and its full vector lives
+// in cold page cold[i / cold_cap] at position i % cold_cap. L0 is a chain of
+// pages with the cold layout, holding rows not yet assigned to a bucket.
+// Every page carries DRIFT_PAGE_ID and its type in the special space.
+#pragma once
+
+#include "pg.hpp"
+
+#define DRIFT_MAGIC 0x44524946 /* "DRIF" */
+#define DRIFT_FORMAT_VERSION 1
+#define DRIFT_PAGE_ID 0xFD17
+#define DRIFT_METAPAGE_BLKNO 0
+
+// Page types, in the special space of every page.
+enum DriftPageType : uint16 {
+    DRIFT_PAGE_META = 1,
+    DRIFT_PAGE_BLOB = 2,
+    DRIFT_PAGE_DIR = 3,
+    DRIFT_PAGE_HOT = 4,
+    DRIFT_PAGE_COLD = 5,
+    DRIFT_PAGE_L0 = 6,
+    DRIFT_PAGE_FREE = 7, /* unlinked, in the free space map, waiting for reuse */
+};
+
+// Special space of every drift page.
+struct DriftPageOpaqueData {
+    BlockNumber next; /* next page of this page's chain, or InvalidBlockNumber */
+    uint16 type;      /* DriftPageType */
+    uint16 page_id;   /* DRIFT_PAGE_ID */
+};
+typedef DriftPageOpaqueData *DriftPageOpaque;
+
+#define DriftPageGetOpaque(page) ((DriftPageOpaque) PageGetSpecialPointer(page))
+
+// Metapage flag: centroids and quantizer exist (else every row lives in L0).
+#define DRIFT_META_TRAINED 0x0001
+
+// Block 0.
+struct DriftMetaPageData {
+    uint32 magic;
+    uint32 version;
+    uint32 dim;        /* 0 until the first row fixes it */
+    uint16 metric;     /* drift::Metric */
+    uint16 flags;      /* DRIFT_META_* */
+    uint32 nbuckets;   /* buckets in the directory */
+    uint32 generation; /* bumped whenever cached metadata (dim, centroids) changes */
+    uint16 hot_cap;    /* slots per hot page */
+    uint16 cold_cap;   /* vectors per cold or L0 page */
+    uint16 dir_cap;    /* directory entries per directory page */
+    uint16 unused;
+    BlockNumber quant_head; /* blob chain: lo[dim], scale[dim] */
+    BlockNumber dir_head;   /* directory chain */
+    BlockNumber l0_head;    /* L0 chain, or InvalidBlockNumber */
+    BlockNumber l0_tail;
+    int32 opt_lists;        /* options as given at build (frozen) */
+    float4 opt_clip_pct;
+    uint64 build_rows;      /* rows indexed by the build */
+};
+typedef DriftMetaPageData *DriftMetaPage;
+
+#define DriftPageGetMeta(page) ((DriftMetaPage) PageGetContents(page))
+
+// Header of a blob page; its bytes follow.
+struct DriftBlobHeader {
+    uint32 nbytes;
+};
+
+// One bucket in the centroid directory; the centroid (dim floats) follows.
+struct DriftDirEntryData {
+    BlockNumber head;  /* first hot page of the bucket's chain */
+    BlockNumber tail;  /* last hot page: inserts go here */
+    uint32 nlive;      /* live entries, as of the last build or vacuum */
+    uint32 ndead;      /* entries removed by vacuum since the build */
+    float4 radius;     /* largest member distance to the centroid at build */
+    float4 temperature;
+    float4 centroid[FLEXIBLE_ARRAY_MEMBER];
+};
+typedef DriftDirEntryData *DriftDirEntry;
+
+// Header of a directory page; entries follow at fixed stride.
+struct DriftDirHeader {
+    uint32 nentries;
+};
+
+#define DRIFT_MAX_COLD_PER_HOT 4
+
+// Header of a hot page. Then: ItemPointerData tids[hot_cap]; then, at a
+// MAXALIGN boundary, uint8 codes[hot_cap][dim]. A free slot has an invalid TID.
+struct DriftHotHeader {
+    uint32 bucket; /* the bucket whose chain this page belongs to */
+    uint16 nslots; /* slots ever used (high-water mark) */
+    uint16 nlive;  /* slots holding a valid TID */
+    uint16 ncold;  /* cold pages allocated so far */
+    uint16 unused;
+    BlockNumber cold[DRIFT_MAX_COLD_PER_HOT];
+};
+
+// Header of a cold or L0 page. Then nslots entries of DriftVecEntryData,
+// each followed by its dim floats, at stride drift_vec_stride(dim).
+struct DriftVecHeader {
+    uint16 nslots; /* slots ever used (high-water mark) */
+    uint16 nlive;  /* slots holding a valid TID (L0 only; cold pages follow their hot page) */
+};
+
+struct DriftVecEntryData {
+    ItemPointerData tid; /* invalid when the slot is free */
+    uint16 unused;
+    float4 vec[FLEXIBLE_ARRAY_MEMBER];
+};
+typedef DriftVecEntryData *DriftVecEntry;
+
+// Usable bytes between the page header and the special space.
+#define DRIFT_PAGE_USABLE (BLCKSZ - MAXALIGN(SizeOfPageHeaderData) - MAXALIGN(sizeof(DriftPageOpaqueData)))
+
+// Size of one directory entry of a dim-dimensional index.
+inline Size drift_dir_stride(uint32 dim) { return MAXALIGN(offsetof(DriftDirEntryData, centroid) + sizeof(float4) * dim); }
+
+// Size of one cold/L0 entry of a dim-dimensional index.
+inline Size drift_vec_stride(uint32 dim) { return MAXALIGN(offsetof(DriftVecEntryData, vec) + sizeof(float4) * dim); }
+
+// Capacities of each page type for dimension dim.
+uint16 drift_dir_capacity(uint32 dim);
+uint16 drift_vec_capacity(uint32 dim);
+uint16 drift_hot_capacity(uint32 dim, uint16 cold_cap);
+
+// Byte offset of the code array inside a hot page's contents.
+inline Size drift_hot_codes_offset(uint16 hot_cap) {
+    return MAXALIGN(sizeof(DriftHotHeader) + sizeof(ItemPointerData) * hot_cap);
+}
+
+inline DriftHotHeader *drift_hot_header(Page page) { return (DriftHotHeader *) PageGetContents(page); }
+inline ItemPointerData *drift_hot_tids(Page page) {
+    return (ItemPointerData *) (PageGetContents(page) + sizeof(DriftHotHeader));
+}
+inline uint8 *drift_hot_codes(Page page, uint16 hot_cap) {
+    return (uint8 *) PageGetContents(page) + drift_hot_codes_offset(hot_cap);
+}
+inline DriftVecHeader *drift_vec_header(Page page) { return (DriftVecHeader *) PageGetContents(page); }
+inline DriftVecEntry drift_vec_entry(Page page, uint32 dim, uint16 slot) {
+    return (DriftVecEntry) (PageGetContents(page) + MAXALIGN(sizeof(DriftVecHeader)) + drift_vec_stride(dim) * slot);
+}
+inline DriftDirHeader *drift_dir_header(Page page) { return (DriftDirHeader *) PageGetContents(page); }
+inline DriftDirEntry drift_dir_entry(Page page, uint32 dim, uint32 slot) {
+    return (DriftDirEntry) (PageGetContents(page) + MAXALIGN(sizeof(DriftDirHeader)) + drift_dir_stride(dim) * slot);
+}
+inline DriftBlobHeader *drift_blob_header(Page page) { return (DriftBlobHeader *) PageGetContents(page); }
+inline char *drift_blob_data(Page page) { return PageGetContents(page) + MAXALIGN(sizeof(DriftBlobHeader)); }
+#define DRIFT_BLOB_CAPACITY (DRIFT_PAGE_USABLE - MAXALIGN(sizeof(DriftBlobHeader)))
+
+// Initializes page as an empty drift page of the given type.
+void drift_page_init(Page page, uint16 type);
+
+// Raises "index is corrupt" unless page is a drift page of type `type`
+// whose header counts fit the capacities of meta.
+void drift_check_page(Relation index, Page page, BlockNumber blkno, uint16 type, const DriftMetaPageData *meta);
+
+// Raises "index is corrupt" with the given detail.
+void drift_corrupt(Relation index, BlockNumber blkno, const char *detail) pg_attribute_noreturn();
