@@ -38,8 +38,8 @@ $(OBJS): $(wildcard src/core/*.hpp src/core/simd/*.hpp src/storage/*.h src/stora
 # Unit tests and benchmarks of src/core, built without any server header.
 CORE_TEST_CXX = $(CXX) -std=c++17 -O2 -g -Wall -Wextra $(if $(filter 1,$(DRIFT_CHECK)),-Werror)
 CORE_ALL = $(CORE_SRCS) $(SIMD_SRCS)
-core_objs = $(patsubst src/%.cpp,build/core/%.o,$(CORE_ALL))
-build/core/%.o: src/%.cpp $(wildcard src/core/*.hpp src/core/simd/*.hpp)
+core_objs = $(patsubst src/%.cpp,build/%.o,$(CORE_ALL))
+build/core/%.o: src/core/%.cpp $(wildcard src/core/*.hpp src/core/simd/*.hpp)
 	@mkdir -p $(dir $@)
 	$(CORE_TEST_CXX) $(if $(findstring avx512,$<),-mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -Wno-maybe-uninitialized,$(if $(findstring avx2,$<),-mavx2 -mfma)) -c $< -o $@
 

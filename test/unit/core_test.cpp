@@ -1,0 +1,261 @@
+// Unit tests of src/core: kernels against a double-precision reference,
+// SQ8 error bounds, k-means on known clusters, top-k selection.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "core/distance.hpp"
+#include "core/kmeans.hpp"
+#include "core/sq8.hpp"
+#include "core/topk.hpp"
+
+namespace {
+
+using drift::Metric;
+
+std::vector<float> random_vec(drift::Rng &r, size_t n, float lo = -1, float hi = 1) {
+    std::vector<float> v(n);
+    for (auto &x : v) x = lo + float(r.uniform()) * (hi - lo);
+    return v;
+}
+
+double ref_l2sq(const float *a, const float *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; ++i) s += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+    return s;
+}
+
+double ref_dot(const float *a, const float *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; ++i) s += double(a[i]) * b[i];
+    return s;
+}
+
+// Every kernel set on this CPU, for every length class (tails included).
+TEST(Kernels, AgreeWithDoubleReference) {
+    const drift::Kernels *sets[8];
+    size_t nsets = drift::available_kernels(sets, 8);
+    ASSERT_GE(nsets, 1u);
+    drift::Rng r{1};
+    for (size_t n : {1, 3, 7, 8, 15, 16, 17, 31, 33, 64, 100, 128, 257, 768, 2000}) {
+        auto a = random_vec(r, n), b = random_vec(r, n);
+        std::vector<float> w = random_vec(r, n, 0, 2), q = random_vec(r, n, 0, 255);
+        std::vector<uint8_t> code(n);
+        for (auto &c : code) c = uint8_t(r.below(256));
+        double l2 = ref_l2sq(a.data(), b.data(), n), dp = ref_dot(a.data(), b.data(), n);
+        double sq8l2 = 0, sq8dot = 0;
+        for (size_t i = 0; i < n; ++i) {
+            sq8l2 += double(w[i]) * (q[i] - code[i]) * (q[i] - code[i]);
+            sq8dot += double(q[i]) * code[i];
+        }
+        for (size_t s = 0; s < nsets; ++s) {
+            SCOPED_TRACE(std::string(sets[s]->name) + " n=" + std::to_string(n));
+            double tol = 1e-5 * n + 1e-6;
+            EXPECT_NEAR(sets[s]->l2sq(a.data(), b.data(), n), l2, tol * std::max(1.0, l2));
+            EXPECT_NEAR(sets[s]->dot(a.data(), b.data(), n), dp, tol * std::max(1.0, std::fabs(dp)));
+            EXPECT_NEAR(sets[s]->sq8_l2(q.data(), w.data(), code.data(), n), sq8l2, tol * std::max(1.0, sq8l2));
+            EXPECT_NEAR(sets[s]->sq8_dot(q.data(), code.data(), n), sq8dot, tol * std::max(1.0, sq8dot));
+        }
+    }
+}
+
+TEST(Kernels, BestIsChosenOnce) {
+    const drift::Kernels *sets[8];
+    size_t nsets = drift::available_kernels(sets, 8);
+    EXPECT_EQ(&drift::kernels(), sets[nsets - 1]);
+    EXPECT_EQ(&drift::kernels(), &drift::kernels());
+}
+
+TEST(Distance, OrderDistancePerMetric) {
+    float a[3] = {1, 0, 0}, b[3] = {0, 1, 0};
+    EXPECT_FLOAT_EQ(drift::order_distance(Metric::L2, a, b, 3), 2.0f);
+    EXPECT_FLOAT_EQ(drift::order_distance(Metric::InnerProduct, a, a, 3), -1.0f);
+    EXPECT_FLOAT_EQ(drift::order_distance(Metric::Cosine, a, b, 3), 1.0f);
+    float z[3] = {0, 0, 0};
+    EXPECT_FALSE(drift::normalize(z, 3));
+    float v[2] = {3, 4};
+    EXPECT_TRUE(drift::normalize(v, 2));
+    EXPECT_FLOAT_EQ(v[0], 0.6f);
+}
+
+struct Fitted {
+    std::vector<float> lo, scale;
+    drift::Sq8 q() const { return drift::Sq8{lo.size(), lo.data(), scale.data()}; }
+};
+
+Fitted fit(const std::vector<float> &data, size_t n, size_t dim, float clip) {
+    Fitted f{std::vector<float>(dim), std::vector<float>(dim)};
+    drift::sq8_fit(data.data(), n, dim, clip, f.lo.data(), f.scale.data());
+    return f;
+}
+
+TEST(Sq8, RoundTripErrorIsHalfAStep) {
+    drift::Rng r{2};
+    size_t n = 2000, dim = 37;
+    std::vector<float> data;
+    for (size_t i = 0; i < n; ++i) {
+        auto v = random_vec(r, dim, -3, 5);
+        data.insert(data.end(), v.begin(), v.end());
+    }
+    Fitted f = fit(data, n, dim, 0.0f);
+    std::vector<uint8_t> code(dim);
+    std::vector<float> back(dim);
+    for (size_t i = 0; i < n; ++i) {
+        drift::sq8_encode(f.q(), &data[i * dim], code.data());
+        drift::sq8_decode(f.q(), code.data(), back.data());
+        for (size_t j = 0; j < dim; ++j) ASSERT_LE(std::fabs(back[j] - data[i * dim + j]), f.scale[j] * 0.5f + 1e-5f);
+    }
+}
+
+TEST(Sq8, ClippingIgnoresOutliers) {
+    size_t n = 1000;
+    std::vector<float> data(n);
+    for (size_t i = 0; i < n; ++i) data[i] = float(i % 100) / 100.0f;
+    data[0] = 1e6f;  // one outlier must not stretch the range
+    Fitted f = fit(data, n, 1, 1.0f);
+    EXPECT_LT(f.lo[0] + 255 * f.scale[0], 1.5f);
+    uint8_t c;
+    drift::sq8_encode(f.q(), &data[0], &c);
+    EXPECT_EQ(c, 255);  // clamped, not wrapped
+    float neg = -50;
+    drift::sq8_encode(f.q(), &neg, &c);
+    EXPECT_EQ(c, 0);
+}
+
+TEST(Sq8, ConstantDimensionIsExact) {
+    std::vector<float> data(50, 7.0f);
+    Fitted f = fit(data, 50, 1, 1.0f);
+    uint8_t c;
+    float back;
+    drift::sq8_encode(f.q(), &data[0], &c);
+    drift::sq8_decode(f.q(), &c, &back);
+    EXPECT_FLOAT_EQ(back, 7.0f);
+}
+
+TEST(Sq8, AsymmetricDistanceMatchesDecoded) {
+    drift::Rng r{3};
+    size_t n = 500, dim = 64;
+    std::vector<float> data;
+    for (size_t i = 0; i < n; ++i) {
+        auto v = random_vec(r, dim);
+        data.insert(data.end(), v.begin(), v.end());
+    }
+    Fitted f = fit(data, n, dim, 1.0f);
+    auto query = random_vec(r, dim);
+    std::vector<float> a(dim), b(dim), dec(dim);
+    std::vector<uint8_t> code(dim);
+    for (Metric m : {Metric::L2, Metric::InnerProduct, Metric::Cosine}) {
+        drift::Sq8Query t{m, dim, a.data(), b.data(), 0};
+        drift::sq8_prepare(f.q(), m, query.data(), t);
+        for (size_t i = 0; i < 20; ++i) {
+            drift::sq8_encode(f.q(), &data[i * dim], code.data());
+            drift::sq8_decode(f.q(), code.data(), dec.data());
+            float want = drift::order_distance(m, query.data(), dec.data(), dim);
+            EXPECT_NEAR(drift::sq8_distance(t, code.data()), want, 1e-3f * std::max(1.0f, std::fabs(want)));
+        }
+    }
+}
+
+TEST(Sq8, RejectsBadArguments) {
+    float lo, scale, x = 1;
+    EXPECT_THROW(drift::sq8_fit(&x, 0, 1, 1.0f, &lo, &scale), drift::Error);
+    EXPECT_THROW(drift::sq8_fit(&x, 1, 1, 60.0f, &lo, &scale), drift::Error);
+}
+
+// Five well-separated blobs: k-means with k = 5 finds every centre.
+TEST(KMeans, FindsKnownClusters) {
+    drift::Rng r{4};
+    size_t dim = 16, per = 300, k = 5;
+    std::vector<float> centres, data;
+    for (size_t c = 0; c < k; ++c) {
+        auto cc = random_vec(r, dim, -100, 100);
+        centres.insert(centres.end(), cc.begin(), cc.end());
+        for (size_t i = 0; i < per; ++i)
+            for (size_t j = 0; j < dim; ++j) data.push_back(cc[j] + float(r.uniform() - 0.5));
+    }
+    std::vector<float> got(k * dim);
+    drift::KMeansParams p{k, Metric::L2, 42, 25};
+    drift::kmeans(data.data(), k * per, dim, p, got.data());
+    for (size_t c = 0; c < k; ++c) {
+        float d;
+        drift::nearest_centroid(got.data(), k, dim, &centres[c * dim], &d);
+        EXPECT_LT(d, 0.1f * dim) << "centre " << c << " not found";
+    }
+}
+
+TEST(KMeans, SameSeedSameCentroids) {
+    drift::Rng r{5};
+    size_t n = 1000, dim = 8, k = 10;
+    std::vector<float> data;
+    for (size_t i = 0; i < n; ++i) {
+        auto v = random_vec(r, dim);
+        data.insert(data.end(), v.begin(), v.end());
+    }
+    std::vector<float> a(k * dim), b(k * dim);
+    drift::KMeansParams p{k, Metric::L2, 7, 10};
+    drift::kmeans(data.data(), n, dim, p, a.data());
+    drift::kmeans(data.data(), n, dim, p, b.data());
+    EXPECT_EQ(a, b);
+}
+
+// k = n with duplicate rows forces empty clusters; each is rescued.
+TEST(KMeans, RescuesEmptyClusters) {
+    size_t n = 12, dim = 2, k = 12;
+    std::vector<float> data;
+    for (size_t i = 0; i < n; ++i) {
+        data.push_back(float(i % 3));
+        data.push_back(float(i % 3));
+    }
+    std::vector<float> got(k * dim);
+    drift::KMeansParams p{k, Metric::L2, 1, 10};
+    drift::KMeansResult res = drift::kmeans(data.data(), n, dim, p, got.data());
+    EXPECT_GT(res.rescued, 0u);
+    for (float x : got) EXPECT_TRUE(std::isfinite(x));
+}
+
+TEST(KMeans, CosineCentroidsAreUnit) {
+    drift::Rng r{6};
+    size_t n = 400, dim = 10, k = 4;
+    std::vector<float> data;
+    for (size_t i = 0; i < n; ++i) {
+        auto v = random_vec(r, dim);
+        drift::normalize(v.data(), dim);
+        data.insert(data.end(), v.begin(), v.end());
+    }
+    std::vector<float> got(k * dim);
+    drift::KMeansParams p{k, Metric::Cosine, 1, 10};
+    drift::kmeans(data.data(), n, dim, p, got.data());
+    for (size_t c = 0; c < k; ++c)
+        EXPECT_NEAR(drift::kernels().dot(&got[c * dim], &got[c * dim], dim), 1.0f, 1e-4f);
+}
+
+TEST(KMeans, RejectsTooManyClusters) {
+    float x[2] = {0, 1}, c[6];
+    drift::KMeansParams p{3, Metric::L2, 1, 10};
+    EXPECT_THROW(drift::kmeans(x, 2, 1, p, c), drift::Error);
+}
+
+TEST(TopK, SelectsTheSmallestInOrder) {
+    drift::Rng r{8};
+    std::vector<drift::Candidate> all(1000);
+    for (size_t i = 0; i < all.size(); ++i) all[i] = drift::Candidate{float(r.uniform()), i};
+    auto sorted = all;
+    std::sort(sorted.begin(), sorted.end());
+    for (size_t k : {0, 1, 10, 999, 1000, 5000}) {
+        auto v = all;
+        size_t got = drift::select_smallest(v.data(), v.size(), k);
+        ASSERT_EQ(got, std::min(k, v.size()));
+        for (size_t i = 0; i < got; ++i) EXPECT_EQ(v[i].id, sorted[i].id);
+    }
+}
+
+TEST(TopK, TiesBreakByPayload) {
+    drift::Candidate v[3] = {{1.0f, 9}, {1.0f, 2}, {0.5f, 7}};
+    drift::select_smallest(v, 3, 2);
+    EXPECT_EQ(v[0].id, 7u);
+    EXPECT_EQ(v[1].id, 2u);
+}
+
+}  // namespace
