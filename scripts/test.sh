@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Runs every drift test: C++ unit tests of src/core, pg_regress (sql/,
+# expected/), pgTAP (test/pgtap/, recall on ../shared/data), and Perl TAP
+# (test/t/: standby, crash, corruption). Builds with -Werror and PostgreSQL
+# assertions first. Exits non-zero if anything fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+make -s clean
+make -s DRIFT_CHECK=1
+make -s install
+make -s DRIFT_CHECK=1 tools build/unit_tests
+source scripts/cluster.sh
+
+passed=0 failed=0
+failures=()
+# record NAME STATUS: counts one suite's result.
+record() {
+    if [ "$2" = 0 ]; then passed=$((passed + 1)); echo "== $1: ok"
+    else failed=$((failed + 1)); failures+=("$1"); echo "== $1: FAILED"; fi
+}
+
+echo "== unit tests (GoogleTest)"
+set +e
+build/unit_tests --gtest_brief=1
+record unit $?
+set -e
+
+WORK=$(pg_tmpdir test)
+cleanup() { cluster_stop "$WORK/pg"; rm -rf "$WORK"; }
+trap cleanup EXIT
+as_pg mkdir -p "$WORK/pg" "$WORK/regress" "$WORK/tap"
+cluster_start "$WORK/pg" 55440
+
+echo "== pg_regress"
+set +e
+as_pg "$(pg_config --pkglibdir)/pgxs/src/test/regress/pg_regress" \
+    --bindir="$PG_BIN" --host="$PGHOST" --port="$PGPORT" --user=postgres \
+    --inputdir=. --outputdir="$WORK/regress" --dbname=drift_regression \
+    $(ls sql/*.sql | xargs -n1 basename | sed 's/\.sql$//')
+status=$?
+[ $status = 0 ] || cat "$WORK/regress/regression.diffs" 2>/dev/null | head -200
+record pg_regress $status
+set -e
+
+echo "== pgTAP"
+dpsql -d postgres -c "CREATE DATABASE drift_tap"
+dpsql -d drift_tap -c "CREATE EXTENSION drift" -c "CREATE EXTENSION pgtap"
+load_vectors drift_tap sift_base fvecs "$DRIFT_DATA/siftsmall/siftsmall_base.fvecs"
+load_vectors drift_tap sift_query fvecs "$DRIFT_DATA/siftsmall/siftsmall_query.fvecs"
+load_vectors drift_tap sift_truth ivecs "$DRIFT_DATA/siftsmall/siftsmall_groundtruth.ivecs" 10
+load_vectors drift_tap glove_base fvecs "$DRIFT_DATA/glove50/glove50_base.fvecs"
+load_vectors drift_tap glove_query fvecs "$DRIFT_DATA/glove50/glove50_query.fvecs"
+load_vectors drift_tap glove_truth ivecs "$DRIFT_DATA/glove50/glove50_groundtruth_cosine_k100.ivecs" 10
+set +e
+as_pg env PGHOST="$PGHOST" PGPORT="$PGPORT" pg_prove -U postgres -d drift_tap test/pgtap/*.sql
+record pgtap $?
+set -e
+
+echo "== Perl TAP"
+set +e
+as_pg env PATH="$PG_BIN:$PATH" TESTDIR="$WORK/tap" DRIFT_ROOT="$DRIFT_ROOT" DRIFT_DATA="$DRIFT_DATA" \
+    prove -I "$(pg_config --pkglibdir)/pgxs/src/test/perl" -I test/t test/t/*.pl
+status=$?
+[ $status = 0 ] || tail -n 50 "$WORK"/tap/tmp_check/log/*.log 2>/dev/null | tail -100
+record tap $status
+set -e
+
+echo
+echo "drift tests: $passed passed, $failed failed"
+[ "$failed" = 0 ] || { echo "failed suites: ${failures[*]}"; exit 1; }

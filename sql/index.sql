@@ -1,0 +1,143 @@
+-- The drift index: build, ordered scans, insert, delete + vacuum, options,
+-- opclasses, unlogged tables, REINDEX, and every input error.
+SET client_min_messages = notice;
+CREATE TABLE items (id int PRIMARY KEY, category int, v real[]);
+INSERT INTO items
+  SELECT i, i % 10, ARRAY[sin(i), cos(i), sin(i * 0.7), cos(i * 1.3)]::real[]
+  FROM generate_series(1, 3000) i;
+CREATE INDEX items_v_idx ON items USING drift (v) WITH (lists = 20);
+SELECT dimension, metric, lists, trained, live_entries, dead_entries, l0_entries,
+       min_bucket_size > 0 AS buckets_filled, max_bucket_size < 3000 AS buckets_split
+  FROM drift_index_stats('items_v_idx');
+
+-- the planner uses the index for ORDER BY ... LIMIT, and only then
+EXPLAIN (COSTS OFF) SELECT id FROM items ORDER BY v <-> '{0,1,0,1}' LIMIT 5;
+EXPLAIN (COSTS OFF) SELECT id FROM items WHERE v = '{0,1,0,1}';
+EXPLAIN (COSTS OFF) SELECT count(*) FROM items;
+
+-- with every bucket probed the index returns exactly what a seq scan does
+SET drift.probes = 20;
+CREATE TEMP TABLE exact AS
+  SELECT id, row_number() OVER (ORDER BY v <-> '{0.5,0.5,0.5,0.5}', id) AS rk
+  FROM items ORDER BY v <-> '{0.5,0.5,0.5,0.5}', id LIMIT 10;
+SELECT array_agg(id ORDER BY d, id) = (SELECT array_agg(id ORDER BY rk) FROM exact) AS same_as_exact
+  FROM (SELECT id, v <-> '{0.5,0.5,0.5,0.5}' AS d FROM items ORDER BY v <-> '{0.5,0.5,0.5,0.5}' LIMIT 10) s;
+-- rows come back in ascending exact distance
+SELECT bool_and(d >= prev) AS ordered FROM (
+  SELECT d, lag(d, 1, 0::float8) OVER () AS prev FROM (
+    SELECT v <-> '{0.2,-0.3,0.9,0.1}' AS d FROM items ORDER BY v <-> '{0.2,-0.3,0.9,0.1}' LIMIT 50) s) t;
+-- no LIMIT: the scan returns every row once
+SELECT count(*), count(DISTINCT id) FROM (SELECT id FROM items ORDER BY v <-> '{1,0,0,0}') s;
+RESET drift.probes;
+
+-- a filter that rejects most rows still gets its LIMIT (the scan keeps probing)
+SET drift.probes = 1;
+SET drift.rerank = 5;
+SET enable_seqscan = off;
+EXPLAIN (COSTS OFF) SELECT id FROM items WHERE category = 3 AND id % 7 = 0 ORDER BY v <-> '{0,1,0,1}' LIMIT 10;
+SELECT count(*) AS filtered FROM (SELECT id FROM items WHERE category = 3 AND id % 7 = 0 ORDER BY v <-> '{0,1,0,1}' LIMIT 10) s;
+SET drift.max_probes = 1;
+SELECT count(*) < 10 AS stops_at_max_probes FROM (SELECT id FROM items WHERE category = 3 AND id % 7 = 0 ORDER BY v <-> '{0,1,0,1}' LIMIT 10) s;
+RESET drift.probes; RESET drift.rerank; RESET drift.max_probes; RESET enable_seqscan;
+
+-- inserts go to their nearest bucket and are found at once
+INSERT INTO items VALUES (100001, 1, '{9,9,9,9}'), (100002, 2, '{-9,-9,-9,-9}');
+SELECT id FROM items ORDER BY v <-> '{9,9,9,9.1}' LIMIT 1;
+SELECT id FROM items ORDER BY v <-> '{-9,-9,-9,-9}' LIMIT 1;
+-- NULL vectors are stored in the table but not indexed
+INSERT INTO items VALUES (100003, 3, NULL);
+SELECT live_entries FROM drift_index_stats('items_v_idx');
+-- UPDATE and COPY go through the index too
+UPDATE items SET v = '{7,7,7,7}' WHERE id = 100002;
+SELECT id FROM items ORDER BY v <-> '{7,7,7,7}' LIMIT 1;
+COPY items FROM STDIN;
+100004	4	{5,-5,5,-5}
+\.
+SELECT id FROM items ORDER BY v <-> '{5,-5,5,-5}' LIMIT 1;
+
+-- DELETE + VACUUM remove entries; their slots are reused
+DELETE FROM items WHERE id > 1500 AND id <= 3000;
+VACUUM items;
+SELECT live_entries, dead_entries FROM drift_index_stats('items_v_idx');
+SELECT count(*) FROM (SELECT id FROM items ORDER BY v <-> '{0,0,0,0}') s;
+SELECT pages AS pages_before FROM drift_index_stats('items_v_idx') \gset
+INSERT INTO items
+  SELECT i, i % 10, ARRAY[sin(i), cos(i), sin(i * 0.7), cos(i * 1.3)]::real[]
+  FROM generate_series(1501, 3000) i;
+SELECT pages <= :pages_before AS slots_reused, live_entries FROM drift_index_stats('items_v_idx');
+
+-- bad input on insert and on query
+INSERT INTO items VALUES (200001, 0, '{1,2,3}');
+INSERT INTO items VALUES (200002, 0, '{1,2,NaN,4}');
+INSERT INTO items VALUES (200003, 0, '{}');
+INSERT INTO items VALUES (200004, 0, '{{1,2},{3,4}}');
+INSERT INTO items VALUES (200005, 0, '{1,NULL,3,4}');
+SELECT id FROM items ORDER BY v <-> '{1,2}' LIMIT 1;
+SELECT id FROM items ORDER BY v <-> '{1,2,3,Infinity}' LIMIT 1;
+SELECT count(*) FROM items WHERE id > 200000;
+
+-- options: unknown, out of range, frozen at build
+CREATE INDEX ON items USING drift (v) WITH (nlist = 10);
+CREATE INDEX ON items USING drift (v) WITH (lists = -1);
+CREATE INDEX ON items USING drift (v) WITH (lists = 100000);
+CREATE INDEX ON items USING drift (v) WITH (clip_percentile = 50);
+-- the opclass must match the column type
+CREATE TABLE ints (a int[]);
+CREATE INDEX ON ints USING drift (a);
+CREATE INDEX ON ints USING drift (a drift_l2_ops);
+-- the dimension limit
+CREATE TABLE wide (v real[]);
+INSERT INTO wide SELECT array_agg(1::real) FROM generate_series(1, 2001);
+CREATE INDEX ON wide USING drift (v);
+-- one column only
+CREATE INDEX ON items USING drift (v, v);
+
+-- inner product and cosine operator classes
+CREATE INDEX items_ip_idx ON items USING drift (v drift_ip_ops) WITH (lists = 10);
+CREATE INDEX items_cos_idx ON items USING drift (v drift_cosine_ops) WITH (lists = 10);
+SELECT metric FROM drift_index_stats('items_ip_idx');
+SELECT metric FROM drift_index_stats('items_cos_idx');
+DROP INDEX items_v_idx;
+SET drift.probes = 10;
+EXPLAIN (COSTS OFF) SELECT id FROM items ORDER BY v <#> '{1,1,1,1}' LIMIT 3;
+SELECT id FROM items ORDER BY v <#> '{1,1,1,1}' LIMIT 3;
+EXPLAIN (COSTS OFF) SELECT id FROM items ORDER BY v <=> '{-1,-1,-1,-1}' LIMIT 3;
+SELECT (SELECT array_agg(id) FROM (SELECT id FROM items ORDER BY v <=> '{-1,-1,-1,-1}' LIMIT 5) a) =
+       (SELECT array_agg(id) FROM (SELECT id FROM items ORDER BY (v <=> '{-1,-1,-1,-1}') + 0 LIMIT 5) b) AS cosine_exact;
+RESET drift.probes;
+
+-- an index built on no rows: rows go to L0 and are searched exactly
+CREATE TABLE fresh (id int, v real[]);
+CREATE INDEX fresh_idx ON fresh USING drift (v);
+SELECT dimension, trained, live_entries FROM drift_index_stats('fresh_idx');
+SELECT id FROM fresh ORDER BY v <-> '{1,2,3}' LIMIT 1;
+INSERT INTO fresh SELECT i, ARRAY[i, i, i]::real[] FROM generate_series(1, 500) i;
+INSERT INTO fresh VALUES (0, '{1,2}');
+SELECT dimension, trained, l0_entries FROM drift_index_stats('fresh_idx');
+SELECT id FROM fresh ORDER BY v <-> '{250.2,250.2,250.2}' LIMIT 3;
+DELETE FROM fresh WHERE id <= 250;
+VACUUM fresh;
+SELECT l0_entries FROM drift_index_stats('fresh_idx');
+-- REINDEX trains it; REINDEX CONCURRENTLY too
+REINDEX INDEX fresh_idx;
+SELECT dimension, trained, live_entries, l0_entries FROM drift_index_stats('fresh_idx');
+REINDEX INDEX CONCURRENTLY fresh_idx;
+SELECT trained, live_entries FROM drift_index_stats('fresh_idx');
+SELECT id FROM fresh ORDER BY v <-> '{300,300,300}' LIMIT 3;
+CREATE INDEX CONCURRENTLY fresh_idx2 ON fresh USING drift (v);
+SELECT live_entries FROM drift_index_stats('fresh_idx2');
+
+-- unlogged tables (their index has an init fork)
+CREATE UNLOGGED TABLE scratch (id int, v real[]);
+INSERT INTO scratch SELECT i, ARRAY[i, i * 2]::real[] FROM generate_series(1, 200) i;
+CREATE INDEX scratch_idx ON scratch USING drift (v);
+SET enable_seqscan = off;
+EXPLAIN (COSTS OFF) SELECT id FROM scratch ORDER BY v <-> '{50.2,100.3}' LIMIT 2;
+SELECT id FROM scratch ORDER BY v <-> '{50.2,100.3}' LIMIT 2;
+RESET enable_seqscan;
+SELECT count(*) > 0 AS has_init_fork FROM pg_ls_dir('base/' || (SELECT oid FROM pg_database WHERE datname = current_database()))
+  f WHERE f = (SELECT relfilenode::text || '_init' FROM pg_class WHERE relname = 'scratch_idx');
+
+-- drift_index_stats only takes drift indexes
+SELECT * FROM drift_index_stats('items');
+SELECT * FROM drift_index_stats('items_pkey');
