@@ -59,7 +59,7 @@ set -e
 
 echo "== Perl TAP"
 set +e
-as_pg env PATH="$PG_BIN:$PATH" TESTDIR="$WORK/tap" DRIFT_ROOT="$DRIFT_ROOT" DRIFT_DATA="$DRIFT_DATA" \
+as_pg env PATH="$PG_BIN:$PATH" TESTDIR="$WORK/tap" PG_REGRESS="$(pg_config --pkglibdir)/pgxs/src/test/regress/pg_regress" DRIFT_ROOT="$DRIFT_ROOT" DRIFT_DATA="$DRIFT_DATA" \
     prove -I "$(pg_config --pkglibdir)/pgxs/src/test/perl" -I test/t test/t/*.pl
 status=$?
 [ $status = 0 ] || tail -n 50 "$WORK"/tap/tmp_check/log/*.log 2>/dev/null | tail -100

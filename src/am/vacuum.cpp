@@ -169,6 +169,7 @@ static BlockNumber *bulk_pass(IndexVacuumInfo *info, const DriftMetaPageData *me
             vacuum_l0(index, buf, meta, cb, cbstate, stats);
         } else if (type == DRIFT_PAGE_FREE) {
             RecordFreeIndexPage(index, blkno);
+            stats->pages_free++;
         }
         UnlockReleaseBuffer(buf);
     }
@@ -202,6 +203,7 @@ IndexBulkDeleteResult *drift_ambulkdelete(IndexVacuumInfo *info, IndexBulkDelete
     Relation index = info->index;
     if (stats == NULL) stats = (IndexBulkDeleteResult *) palloc0(sizeof(IndexBulkDeleteResult));
     stats->num_index_tuples = 0;
+    stats->pages_free = 0;
     DriftMetaPageData meta;
     drift_read_meta(index, &meta);
     if (meta.dim == 0) return stats;
@@ -209,7 +211,10 @@ IndexBulkDeleteResult *drift_ambulkdelete(IndexVacuumInfo *info, IndexBulkDelete
     BlockNumber *heads = bulk_pass(info, &meta, callback, callback_state, stats, &nheads);
     for (uint32 i = 0; i < nheads; i++) {
         vacuum_delay_point();
-        stats->pages_deleted += unlink_empty(index, &meta, heads[i]);
+        uint32 freed = unlink_empty(index, &meta, heads[i]);
+        stats->pages_newly_deleted += freed;
+        stats->pages_deleted += freed;
+        stats->pages_free += freed;
     }
     pfree(heads);
     return stats;

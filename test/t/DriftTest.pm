@@ -1,0 +1,79 @@
+# Helpers shared by drift's Perl TAP tests.
+package DriftTest;
+
+use strict;
+use warnings;
+use Exporter 'import';
+use Test::More;
+
+our @EXPORT = qw(new_node vector_sql exact_ids index_ids crash_restart);
+
+# A started node with drift created in database postgres.
+sub new_node {
+    my ($name, %params) = @_;
+    my $node = PostgreSQL::Test::Cluster->new($name);
+    $node->init(%params);
+    $node->append_conf('postgresql.conf', "shared_buffers = 128MB\n");
+    $node->start;
+    $node->safe_psql('postgres', 'CREATE EXTENSION drift');
+    return $node;
+}
+
+# SQL for a deterministic DIM-dimensional vector of row i (an expression in i).
+sub vector_sql {
+    my ($dim) = @_;
+    return "(SELECT array_agg(sin(i * 0.37 + j * 1.7 + (i % 11) * j)::real ORDER BY j) FROM generate_series(1, $dim) j)";
+}
+
+# Ids of the k rows nearest to query q through the index (seq scan off).
+sub index_ids {
+    my ($node, $table, $q, $k) = @_;
+    return $node->safe_psql('postgres',
+        "SET enable_seqscan = off; SELECT string_agg(id::text, ',') FROM "
+          . "(SELECT id FROM $table ORDER BY v <-> '$q' LIMIT $k) s");
+}
+
+# Ids of the k rows nearest to query q by exact search.
+sub exact_ids {
+    my ($node, $table, $q, $k) = @_;
+    return $node->safe_psql('postgres',
+        "SET enable_indexscan = off; SELECT string_agg(id::text, ',') FROM "
+          . "(SELECT id FROM $table ORDER BY v <-> '$q', id LIMIT $k) s");
+}
+
+# kill -9 of the postmaster and every server process, then a restart (crash
+# recovery from WAL). Where nothing reaps the killed postmaster (a container
+# whose PID 1 is not an init), its zombie keeps the PID in postmaster.pid
+# alive, so a zombie's pid and socket lock files are removed before the restart.
+sub crash_restart {
+    my ($node) = @_;
+    my $pidfile = $node->data_dir . '/postmaster.pid';
+    open(my $fh, '<', $pidfile) or die "no $pidfile";
+    my $pid = <$fh>;
+    close $fh;
+    chomp $pid;
+    my @children = split /\s+/, `pgrep -P $pid`;
+    kill 'KILL', $pid, grep { /^\d+$/ } @children;
+    $node->{_pid} = undef;
+    for (1 .. 100) {
+        my @alive = grep { -e "/proc/$_" && !zombie($_) } ($pid, grep { /^\d+$/ } @children);
+        last unless @alive;
+        select(undef, undef, undef, 0.1);
+    }
+    if (zombie($pid)) {
+        unlink $pidfile;
+        unlink $node->host . '/.s.PGSQL.' . $node->port . '.lock';
+    }
+    $node->start;
+}
+
+# True if process pid exists only as a zombie.
+sub zombie {
+    my ($pid) = @_;
+    open(my $st, '<', "/proc/$pid/status") or return 0;
+    my ($state) = grep { /^State:/ } <$st>;
+    close $st;
+    return defined $state && $state =~ /\bZ\b/;
+}
+
+1;
