@@ -67,5 +67,5 @@ record tap $status
 set -e
 
 echo
-echo "drift tests: $passed passed, $failed failed"
+echo "suites: $passed passed, $failed failed"
 [ "$failed" = 0 ] || { echo "failed suites: ${failures[*]}"; exit 1; }
