@@ -5,7 +5,8 @@
 //   vecdata ivecs FILE [K]            -> "qid<TAB>{n1,...}" with the first K ids
 //   vecdata gen N DIM CLUSTERS SEED [SHIFT [FIRST_ID]]
 //                                     -> N clustered rows; SHIFT moves every
-//                                        cluster centre by SHIFT * spread
+//                                        cluster centre by SHIFT * spread;
+//                                        FIRST_ID also seeds the rows
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -81,7 +82,7 @@ int generate(long n, int dim, int clusters, uint64_t seed, double shift, long fi
     for (int c = 0; c < clusters; ++c)
         for (int j = 0; j < dim; ++j)
             centres[size_t(c) * dim + j] += shift * (8.0 * dir[size_t(j)] / norm * std::sqrt(double(dim)) + gauss(centres_rng));
-    drift::Rng rows_rng{seed ^ 0xABCDEF0123456789ULL ^ uint64_t(shift * 1000)};
+    drift::Rng rows_rng{seed ^ 0xABCDEF0123456789ULL ^ uint64_t(shift * 1000) ^ (uint64_t(first) << 20)};
     std::string line;
     char buf[32];
     for (long i = 0; i < n; ++i) {

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# SQL-level ANN benchmark on a throwaway cluster: build time, index size,
+# insert rate into the indexed table (vs the same table with no index), and
+# recall@10 + QPS for a sweep of search settings. Runs drift always, and
+# pgvector's hnsw and ivfflat on the same data in the same run when the
+# vector extension is installed (it is not required).
+#
+#   bench/ann.sh sift            ../shared/data/siftsmall (10k x 128, L2)
+#   bench/ann.sh glove           ../shared/data/glove50 (cosine)
+#   bench/ann.sh gen N DIM       N clustered rows of DIM dimensions
+#
+# Environment: QUERIES (generated data, default 200), SECONDS_PER_POINT (QPS
+# measurement per setting, default 5), INSERT_ROWS (default 10% of N).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+make -s tools
+source scripts/cluster.sh
+
+DATA=${1:-sift}
+QUERIES=${QUERIES:-200}
+SECS=${SECONDS_PER_POINT:-5}
+WORK=$(pg_tmpdir bench)
+trap 'cluster_stop "$WORK/pg"; rm -rf "$WORK"' EXIT
+as_pg mkdir -p "$WORK/pg"
+cluster_start "$WORK/pg" 55450 "shared_buffers = 4GB" "maintenance_work_mem = 2GB" "jit = off" "max_wal_size = 8GB" \
+    "checkpoint_timeout = 30min" "synchronous_commit = off"
+dpsql -d postgres -c "CREATE DATABASE bench"
+B() { dpsql -d bench "$@"; }
+B -c "CREATE EXTENSION drift"
+HAVE_PGVECTOR=$(B -Atc "SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'")
+[ "$HAVE_PGVECTOR" = 1 ] && B -c "CREATE EXTENSION vector"
+
+op="<->"; dops=""; vops="vector_l2_ops"
+case "$DATA" in
+    sift)
+        load_vectors bench base fvecs "$DRIFT_DATA/siftsmall/siftsmall_base.fvecs"
+        load_vectors bench queries fvecs "$DRIFT_DATA/siftsmall/siftsmall_query.fvecs"
+        label="SIFT10K (10,000 x 128, L2)" ;;
+    glove)
+        load_vectors bench base fvecs "$DRIFT_DATA/glove50/glove50_base.fvecs"
+        load_vectors bench queries fvecs "$DRIFT_DATA/glove50/glove50_query.fvecs"
+        op="<=>"; dops="drift_cosine_ops"; vops="vector_cosine_ops"
+        label="GloVe-50 (4,545 x 50, cosine)" ;;
+    gen)
+        N=${2:?rows}; DIM=${3:?dim}
+        for t in base queries extra; do B -c "CREATE TABLE $t (id int PRIMARY KEY, v real[])"; done
+        B -c "\\copy base FROM PROGRAM '$DRIFT_ROOT/build/vecdata gen $N $DIM 256 7 0 0'"
+        B -c "\\copy queries FROM PROGRAM '$DRIFT_ROOT/build/vecdata gen $QUERIES $DIM 256 7 0 0' WHERE false"
+        B -c "\\copy queries FROM PROGRAM '$DRIFT_ROOT/build/vecdata gen $QUERIES $DIM 256 7 0 $((N * 10))'"
+        B -c "UPDATE queries SET id = id - $((N * 10))"
+        label="generated ($N x $DIM, 256 clusters, L2)" ;;
+    *) echo "unknown data set $DATA" >&2; exit 2 ;;
+esac
+N=$(B -Atc "SELECT count(*) FROM base")
+DIM=$(B -Atc "SELECT array_length(v, 1) FROM base LIMIT 1")
+NQ=$(B -Atc "SELECT count(*) FROM queries")
+INSERT_ROWS=${INSERT_ROWS:-$((N / 10))}
+# Rows to insert after the build: generated ones (same distribution) or a
+# copy of the base rows with fresh ids.
+if [ "$DATA" = gen ]; then
+    B -c "\\copy extra FROM PROGRAM '$DRIFT_ROOT/build/vecdata gen $INSERT_ROWS $DIM 256 7 0 $((N * 20))'"
+else
+    B -c "CREATE TABLE extra AS SELECT id + 10000000 AS id, v FROM base ORDER BY id LIMIT $INSERT_ROWS"
+fi
+
+echo "# truth: exact top-10 of $NQ queries over $N rows" >&2
+B -c "SET enable_indexscan = off; CREATE TABLE truth AS
+      SELECT q.id, ARRAY(SELECT b.id FROM base b ORDER BY b.v $op q.v LIMIT 10) AS ids FROM queries q"
+
+now() { date +%s.%N; }
+secs() { echo "$2 - $1" | bc -l; }
+results=()
+
+# bench_method NAME TABLE CREATE_INDEX_SQL GUC VALUES...
+bench_method() {
+    local name=$1 table=$2 create=$3 guc=$4
+    shift 4
+    local t0 t1 build size
+    t0=$(now); B -c "$create"; t1=$(now)
+    build=$(secs "$t0" "$t1")
+    size=$(B -Atc "SELECT pg_size_pretty(sum(pg_relation_size(indexrelid))) FROM pg_index WHERE indrelid = '$table'::regclass")
+    echo "# $name: built in ${build}s, $size" >&2
+    local qv="queries"
+    [ "$table" != base ] && qv="${table}_q"
+    echo "\\set q random(0, $((NQ - 1)))
+SELECT id FROM $table ORDER BY v $op (SELECT v FROM $qv WHERE id = :q) LIMIT 10;" | as_pg tee "$WORK/q_$table.sql" >/dev/null
+    for val in "$@"; do
+        local recall qps
+        recall=$(B -Atc "SET $guc = $val; SET enable_seqscan = off;
+            SELECT round(avg((SELECT count(*) FROM unnest(ARRAY(SELECT b.id FROM $table b ORDER BY b.v $op q.v LIMIT 10)) g
+                               WHERE g = ANY (t.ids)))::numeric / 10, 3)
+              FROM $qv q JOIN truth t USING (id)")
+        qps=$(as_pg env PGOPTIONS="-c $guc=$val -c enable_seqscan=off" pgbench -n -c 1 -T "$SECS" -f "$WORK/q_$table.sql" \
+                -h "$PGHOST" -p "$PGPORT" -U postgres bench 2>/dev/null | awk '/^tps/ {printf "%.0f", $3}')
+        results+=("| $name | $guc=$val | $recall | $qps |")
+        echo "# $name $guc=$val recall@10=$recall qps=$qps" >&2
+    done
+    t0=$(now); B -c "INSERT INTO $table SELECT * FROM ${table}_extra"; t1=$(now)
+    inserts+=("| $name | $(printf '%.1f' "$build") | $size | $(printf '%.0f' "$(echo "$INSERT_ROWS / $(secs "$t0" "$t1")" | bc -l)") |")
+}
+inserts=()
+
+# Baseline: insert rate with no index.
+B -c "CREATE TABLE noidx AS SELECT * FROM base; CREATE TABLE noidx_extra AS SELECT * FROM extra"
+t0=$(now); B -c "INSERT INTO noidx SELECT * FROM noidx_extra"; t1=$(now)
+inserts+=("| no index | - | - | $(printf '%.0f' "$(echo "$INSERT_ROWS / $(secs "$t0" "$t1")" | bc -l)") |")
+
+B -c "CREATE TABLE d AS SELECT * FROM base; CREATE TABLE d_q AS SELECT * FROM queries; CREATE TABLE d_extra AS SELECT * FROM extra"
+bench_method drift d "CREATE INDEX ON d USING drift (v $dops)" drift.probes 1 2 4 8 16 32
+if [ "$HAVE_PGVECTOR" = 1 ]; then
+    for m in hnsw ivf; do
+        B -c "CREATE TABLE $m (id int, v vector($DIM)); INSERT INTO $m SELECT id, v::vector FROM base;
+              CREATE TABLE ${m}_q AS SELECT id, v::vector($DIM) AS v FROM queries;
+              CREATE TABLE ${m}_extra AS SELECT id, v::vector($DIM) AS v FROM extra"
+    done
+    bench_method "pgvector hnsw" hnsw "CREATE INDEX ON hnsw USING hnsw (v $vops)" hnsw.ef_search 10 20 40 80 160
+    lists=$((N / 1000)); [ $lists -lt 10 ] && lists=10
+    bench_method "pgvector ivfflat" ivf "CREATE INDEX ON ivf USING ivfflat (v $vops) WITH (lists = $lists)" ivfflat.probes 1 2 4 8 16 32
+fi
+
+echo
+echo "### $label, $NQ queries, $(nproc) cores"
+echo
+echo "| index | build (s) | size | inserts/s ($INSERT_ROWS rows into the indexed table) |"
+echo "|---|---|---|---|"
+printf '%s\n' "${inserts[@]}"
+echo
+echo "| index | setting | recall@10 | QPS (1 client) |"
+echo "|---|---|---|---|"
+printf '%s\n' "${results[@]}"
