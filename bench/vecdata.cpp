@@ -3,10 +3,12 @@
 //
 //   vecdata fvecs FILE [LIMIT]        -> "id<TAB>{x1,...}" per vector, ids from 0
 //   vecdata ivecs FILE [K]            -> "qid<TAB>{n1,...}" with the first K ids
-//   vecdata gen N DIM CLUSTERS SEED [SHIFT [FIRST_ID]]
-//                                     -> N clustered rows; SHIFT moves every
-//                                        cluster centre by SHIFT * spread;
-//                                        FIRST_ID also seeds the rows
+//   vecdata gen N DIM CLUSTERS SEED [SHIFT [FIRST_ID [SPREAD]]]
+//                                     -> N rows around CLUSTERS gaussian centres
+//                                        (unit noise, centres SPREAD apart per
+//                                        dimension, default 1.5: overlapping);
+//                                        SHIFT moves every centre along one
+//                                        direction; FIRST_ID also seeds the rows
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -22,7 +24,7 @@ namespace {
 
 // Prints a usage error and exits.
 [[noreturn]] void usage(const char *msg) {
-    std::fprintf(stderr, "vecdata: %s\nusage: vecdata fvecs FILE [LIMIT] | ivecs FILE [K] | gen N DIM CLUSTERS SEED [SHIFT [FIRST_ID]]\n", msg);
+    std::fprintf(stderr, "vecdata: %s\nusage: vecdata fvecs FILE [LIMIT] | ivecs FILE [K] | gen N DIM CLUSTERS SEED [SHIFT [FIRST_ID [SPREAD]]]\n", msg);
     std::exit(2);
 }
 
@@ -70,10 +72,10 @@ double gauss(drift::Rng &r) {
 }
 
 // Writes n rows drawn around `clusters` centres; centres move by shift.
-int generate(long n, int dim, int clusters, uint64_t seed, double shift, long first) {
+int generate(long n, int dim, int clusters, uint64_t seed, double shift, long first, double spread) {
     drift::Rng centres_rng{seed};
     std::vector<double> centres(static_cast<size_t>(clusters) * dim), dir(static_cast<size_t>(dim));
-    for (auto &c : centres) c = gauss(centres_rng) * 4.0;
+    for (auto &c : centres) c = gauss(centres_rng) * spread;
     // One shared direction of drift, plus per-cluster jitter.
     for (auto &d : dir) d = gauss(centres_rng);
     double norm = 0;
@@ -108,7 +110,8 @@ int main(int argc, char **argv) {
     if (cmd == "gen") {
         if (argc < 6) usage("gen needs N DIM CLUSTERS SEED");
         return generate(std::atol(argv[2]), std::atoi(argv[3]), std::atoi(argv[4]), std::strtoull(argv[5], nullptr, 10),
-                        argc > 6 ? std::atof(argv[6]) : 0.0, argc > 7 ? std::atol(argv[7]) : 0);
+                        argc > 6 ? std::atof(argv[6]) : 0.0, argc > 7 ? std::atol(argv[7]) : 0,
+                        argc > 8 ? std::atof(argv[8]) : 1.5);
     }
     usage("unknown command");
 }

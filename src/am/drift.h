@@ -38,6 +38,7 @@ struct DriftInfo {
     BlockNumber *dir_blocks; /* directory pages in chain order */
     uint32 ndir;
     float *centroids;        /* nbuckets x dim */
+    BlockNumber *heads;      /* first hot page of each bucket (fixed until rebuilt) */
 };
 
 // The index's current metadata (valid until the next call on this index).

@@ -20,6 +20,7 @@ static DriftInfo *load_info(Relation index, const DriftMetaPageData *meta) {
         info->scale = info->lo + dim;
         drift_read_blob(index, meta->quant_head, (char *) info->lo, sizeof(float) * dim * 2);
         info->centroids = (float *) palloc(sizeof(float) * dim * Max(meta->nbuckets, 1));
+        info->heads = (BlockNumber *) palloc(sizeof(BlockNumber) * Max(meta->nbuckets, 1));
         info->dir_blocks = (BlockNumber *) palloc(sizeof(BlockNumber) * (meta->nbuckets / meta->dir_cap + 1));
         uint32 b = 0;
         for (BlockNumber blkno = meta->dir_head; blkno != InvalidBlockNumber;) {
@@ -31,8 +32,11 @@ static DriftInfo *load_info(Relation index, const DriftMetaPageData *meta) {
                 drift_corrupt(index, blkno, "The directory holds more buckets than the metapage says.");
             }
             info->dir_blocks[info->ndir++] = blkno;
-            for (uint32 i = 0; i < n; i++, b++)
-                memcpy(info->centroids + Size(b) * dim, drift_dir_entry(page, dim, i)->centroid, sizeof(float) * dim);
+            for (uint32 i = 0; i < n; i++, b++) {
+                DriftDirEntry e = drift_dir_entry(page, dim, i);
+                memcpy(info->centroids + Size(b) * dim, e->centroid, sizeof(float) * dim);
+                info->heads[b] = e->head;
+            }
             blkno = DriftPageGetOpaque(page)->next;
             UnlockReleaseBuffer(buf);
         }
@@ -55,6 +59,7 @@ DriftInfo *drift_info(Relation index) {
         if (info->lo) pfree(info->lo);
         if (info->centroids) pfree(info->centroids);
         if (info->dir_blocks) pfree(info->dir_blocks);
+        if (info->heads) pfree(info->heads);
         pfree(info);
     }
     info = load_info(index, &meta);

@@ -139,12 +139,7 @@ static void start_scan(IndexScanDesc scan) {
         order[b] = drift::Candidate{drift::order_distance(so->metric, so->query, info->centroids + Size(b) * dim, dim), b};
     drift::select_smallest(order, nb, nb);
     so->heads = (BlockNumber *) palloc(sizeof(BlockNumber) * nb);
-    for (uint32 i = 0; i < nb; i++) {
-        DriftDirSlot ds = drift_dir_slot(info, uint32(order[i].id));
-        Buffer buf = drift_read_locked(index, ds.blkno, BUFFER_LOCK_SHARE, DRIFT_PAGE_DIR, &so->meta);
-        so->heads[i] = drift_dir_entry(BufferGetPage(buf), dim, ds.slot)->head;
-        UnlockReleaseBuffer(buf);
-    }
+    for (uint32 i = 0; i < nb; i++) so->heads[i] = info->heads[order[i].id];
     pfree(order);
     so->nbuckets = nb;
     so->max_probes = drift_max_probes < 0 ? nb : Min(nb, uint32(drift_max_probes));
