@@ -23,7 +23,7 @@ WORK=$(pg_tmpdir bench)
 trap 'cluster_stop "$WORK/pg"; rm -rf "$WORK"' EXIT
 as_pg mkdir -p "$WORK/pg"
 cluster_start "$WORK/pg" 55450 "shared_buffers = 4GB" "maintenance_work_mem = 2GB" "jit = off" "max_wal_size = 8GB" \
-    "checkpoint_timeout = 30min" "synchronous_commit = off"
+    "checkpoint_timeout = 30min" "synchronous_commit = off" "autovacuum = off"
 dpsql -d postgres -c "CREATE DATABASE bench"
 B() { dpsql -d bench "$@"; }
 B -c "CREATE EXTENSION drift"
@@ -78,6 +78,7 @@ bench_method() {
     local t0 t1 build size
     t0=$(now); B -c "$create"; t1=$(now)
     build=$(secs "$t0" "$t1")
+    B -c "VACUUM ANALYZE $table"  # settle hint bits and statistics before timing queries
     size=$(B -Atc "SELECT pg_size_pretty(sum(pg_relation_size(indexrelid))) FROM pg_index WHERE indrelid = '$table'::regclass")
     echo "# $name: built in ${build}s, $size" >&2
     local qv="queries"

@@ -4,11 +4,10 @@
 //   vecdata fvecs FILE [LIMIT]        -> "id<TAB>{x1,...}" per vector, ids from 0
 //   vecdata ivecs FILE [K]            -> "qid<TAB>{n1,...}" with the first K ids
 //   vecdata gen N DIM CLUSTERS SEED [SHIFT [FIRST_ID [SPREAD]]]
-//                                     -> N rows around CLUSTERS gaussian centres
-//                                        (unit noise, centres SPREAD apart per
-//                                        dimension, default 1.5: overlapping);
-//                                        SHIFT moves every centre along one
-//                                        direction; FIRST_ID also seeds the rows
+//                                     -> N rows of a CLUSTERS-component mixture
+//                                        with low intrinsic dimension (see
+//                                        generate()); SHIFT drifts it; FIRST_ID
+//                                        also seeds the rows
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -71,27 +70,37 @@ double gauss(drift::Rng &r) {
     return std::sqrt(-2.0 * std::log(u + 1e-300)) * std::cos(2 * M_PI * v);
 }
 
-// Writes n rows drawn around `clusters` centres; centres move by shift.
+// Writes n rows like real embeddings: a mixture of `clusters` gaussians in
+// a 16-dimensional latent space (unit spread, centres `spread` apart per
+// latent dimension), mapped to dim dimensions by a fixed random linear map,
+// plus 0.1 noise per dimension. shift moves every centre by shift * 4 along
+// one shared latent direction (with per-cluster jitter): distribution drift.
 int generate(long n, int dim, int clusters, uint64_t seed, double shift, long first, double spread) {
-    drift::Rng centres_rng{seed};
-    std::vector<double> centres(static_cast<size_t>(clusters) * dim), dir(static_cast<size_t>(dim));
-    for (auto &c : centres) c = gauss(centres_rng) * spread;
-    // One shared direction of drift, plus per-cluster jitter.
-    for (auto &d : dir) d = gauss(centres_rng);
+    const int latent = std::min(16, dim);
+    drift::Rng model{seed};
+    std::vector<double> centres(static_cast<size_t>(clusters) * latent), dir(static_cast<size_t>(latent)),
+        map(static_cast<size_t>(dim) * latent);
+    for (auto &c : centres) c = gauss(model) * spread;
+    for (auto &m : map) m = gauss(model) / std::sqrt(double(latent));
+    for (auto &d : dir) d = gauss(model);
     double norm = 0;
     for (double d : dir) norm += d * d;
     norm = std::sqrt(norm);
     for (int c = 0; c < clusters; ++c)
-        for (int j = 0; j < dim; ++j)
-            centres[size_t(c) * dim + j] += shift * (8.0 * dir[size_t(j)] / norm * std::sqrt(double(dim)) + gauss(centres_rng));
-    drift::Rng rows_rng{seed ^ 0xABCDEF0123456789ULL ^ uint64_t(shift * 1000) ^ (uint64_t(first) << 20)};
+        for (int l = 0; l < latent; ++l)
+            centres[size_t(c) * latent + l] += shift * (4.0 * dir[size_t(l)] / norm + 0.5 * gauss(model));
+    drift::Rng rows{seed ^ 0xABCDEF0123456789ULL ^ uint64_t(shift * 1000) ^ (uint64_t(first) << 20)};
+    std::vector<double> z(static_cast<size_t>(latent));
     std::string line;
     char buf[32];
     for (long i = 0; i < n; ++i) {
-        size_t c = size_t(rows_rng.below(uint64_t(clusters)));
+        size_t c = size_t(rows.below(uint64_t(clusters)));
+        for (int l = 0; l < latent; ++l) z[size_t(l)] = centres[c * latent + l] + gauss(rows);
         line = std::to_string(first + i) + "\t{";
         for (int j = 0; j < dim; ++j) {
-            std::snprintf(buf, sizeof(buf), "%s%.6g", j ? "," : "", centres[c * dim + j] + gauss(rows_rng));
+            double x = 0.1 * gauss(rows);
+            for (int l = 0; l < latent; ++l) x += map[size_t(j) * latent + l] * z[size_t(l)];
+            std::snprintf(buf, sizeof(buf), "%s%.6g", j ? "," : "", x);
             line += buf;
         }
         line += "}\n";

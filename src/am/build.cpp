@@ -182,12 +182,7 @@ static void chain_add(ChainWriter *w, Relation index, ForkNumber fork, const Dri
         w->cold = build_page(index, fork, DRIFT_PAGE_COLD);
         h->cold[h->ncold++] = BufferGetBlockNumber(w->cold);
     }
-    drift_hot_tids(hot)[s] = *tid;
-    memcpy(drift_hot_codes(hot, meta->hot_cap) + Size(s) * meta->dim, code, meta->dim);
-    h->nslots = s + 1;
-    h->nlive++;
-    drift_vec_put(BufferGetPage(w->cold), meta->dim, s % meta->cold_cap, tid, vec);
-    drift_vec_header(BufferGetPage(w->cold))->nlive = 0;
+    drift_hot_put(meta, hot, BufferGetPage(w->cold), s, tid, code, vec);
     w->nlive++;
 }
 
@@ -217,6 +212,7 @@ static void write_trained(BuildState *bs, ForkNumber fork, DriftMetaPage meta) {
         Size n = Min(qbytes - done, Size(DRIFT_BLOB_CAPACITY));
         memcpy(drift_blob_data(page), qdata + done, n);
         drift_blob_header(page)->nbytes = uint32(n);
+        drift_page_set_bounds(page, dim);
         done += n;
         if (BufferIsValid(prev)) {
             DriftPageGetOpaque(BufferGetPage(prev))->next = BufferGetBlockNumber(buf);
@@ -233,6 +229,7 @@ static void write_trained(BuildState *bs, ForkNumber fork, DriftMetaPage meta) {
     for (uint32 i = 0; i < ndir; i++) {
         dir[i] = build_page(index, fork, DRIFT_PAGE_DIR);
         drift_dir_header(BufferGetPage(dir[i]))->nentries = Min(meta->dir_cap, bs->k - i * meta->dir_cap);
+        drift_page_set_bounds(BufferGetPage(dir[i]), dim);
         if (i > 0) DriftPageGetOpaque(BufferGetPage(dir[i - 1]))->next = BufferGetBlockNumber(dir[i]);
     }
     meta->dir_head = BufferGetBlockNumber(dir[0]);
@@ -302,11 +299,9 @@ static void build_index(BuildState *bs, IndexInfo *indexInfo, ForkNumber fork) {
         bs->centroids = (float *) MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * bs->dim * bs->k);
         bs->lo = (float *) palloc(sizeof(float) * bs->dim);
         bs->scale = (float *) palloc(sizeof(float) * bs->dim);
-        drift_guard("training", [&] {
-            drift::KMeansParams p{bs->k, bs->metric, kBuildSeed, 20};
-            drift::kmeans(bs->sample, bs->nsample, bs->dim, p, bs->centroids);
-            drift::sq8_fit(bs->sample, bs->nsample, bs->dim, bs->clip, bs->lo, bs->scale);
-        });
+        drift::KMeansParams p{bs->k, bs->metric, kBuildSeed, 20};
+        drift::kmeans(bs->sample, bs->nsample, bs->dim, p, bs->centroids);
+        drift::sq8_fit(bs->sample, bs->nsample, bs->dim, bs->clip, bs->lo, bs->scale);
         pfree(bs->sample);
         bs->sample = NULL;
 
@@ -357,21 +352,25 @@ static void init_state(BuildState *bs, Relation heap, Relation index) {
 }
 
 IndexBuildResult *drift_ambuild(Relation heap, Relation index, IndexInfo *indexInfo) {
-    if (RelationGetNumberOfBlocks(index) != 0)
-        elog(ERROR, "index \"%s\" already contains data", RelationGetRelationName(index));
-    BuildState bs;
-    init_state(&bs, heap, index);
-    build_index(&bs, indexInfo, MAIN_FORKNUM);
-    MemoryContextDelete(bs.tmpctx);
-    IndexBuildResult *res = (IndexBuildResult *) palloc(sizeof(IndexBuildResult));
-    res->heap_tuples = bs.rows;
-    res->index_tuples = bs.rows;
-    return res;
+    return drift_guard("build", [&]() -> IndexBuildResult * {
+        if (RelationGetNumberOfBlocks(index) != 0)
+            elog(ERROR, "index \"%s\" already contains data", RelationGetRelationName(index));
+        BuildState bs;
+        init_state(&bs, heap, index);
+        build_index(&bs, indexInfo, MAIN_FORKNUM);
+        MemoryContextDelete(bs.tmpctx);
+        IndexBuildResult *res = (IndexBuildResult *) palloc(sizeof(IndexBuildResult));
+        res->heap_tuples = bs.rows;
+        res->index_tuples = bs.rows;
+        return res;
+    });
 }
 
 void drift_ambuildempty(Relation index) {
-    BuildState bs;
-    init_state(&bs, NULL, index);
-    build_index(&bs, NULL, INIT_FORKNUM);
-    MemoryContextDelete(bs.tmpctx);
+    return drift_guard("build", [&]() -> void {
+        BuildState bs;
+        init_state(&bs, NULL, index);
+        build_index(&bs, NULL, INIT_FORKNUM);
+        MemoryContextDelete(bs.tmpctx);
+    });
 }

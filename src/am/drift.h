@@ -61,22 +61,23 @@ const float *drift_array_floats(ArrayType *a, int *dim);
 // Fixes the dimension of an index built on no rows, on its first insert.
 void drift_set_dimension(Relation index, uint32 dim);
 
-// Runs C++ code: any exception becomes an ERROR raised after the C++ frames
-// are gone. fn must not call PostgreSQL functions that can raise ERROR.
+// Runs fn, the body of a function PostgreSQL calls, and returns its result:
+// a C++ exception becomes an ERROR raised after the handler has finished, so
+// no exception is in flight when PostgreSQL longjmps. fn may call PostgreSQL
+// (an ERROR longjmps through the try block, which is safe) as long as its
+// frames hold no object with a destructor.
 template <class F>
-inline void drift_guard(const char *what, F &&fn) {
+inline auto drift_guard(const char *what, F &&fn) -> decltype(fn()) {
     char msg[256];
-    bool failed = false;
     try {
-        fn();
+        return fn();
     } catch (const std::exception &e) {
         snprintf(msg, sizeof(msg), "%s", e.what());
-        failed = true;
     } catch (...) {
         snprintf(msg, sizeof(msg), "unknown exception");
-        failed = true;
     }
-    if (failed) ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("drift: %s failed: %s", what, msg)));
+    ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("drift: %s failed: %s", what, msg)));
+    pg_unreachable();
 }
 
 extern "C" {

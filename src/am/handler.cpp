@@ -57,12 +57,14 @@ void _PG_init(void) {
 
 // Parses and checks WITH (...) options.
 static bytea *drift_amoptions(Datum reloptions, bool validate) {
-    static const relopt_parse_elt tab[] = {
-        {"lists", RELOPT_TYPE_INT, offsetof(DriftOptions, lists)},
-        {"clip_percentile", RELOPT_TYPE_REAL, offsetof(DriftOptions, clip_percentile)},
-    };
-    return (bytea *) build_reloptions(reloptions, validate, drift_relopt_kind, sizeof(DriftOptions), tab,
-                                      lengthof(tab));
+    return drift_guard("options", [&]() -> bytea * {
+        static const relopt_parse_elt tab[] = {
+            {"lists", RELOPT_TYPE_INT, offsetof(DriftOptions, lists)},
+            {"clip_percentile", RELOPT_TYPE_REAL, offsetof(DriftOptions, clip_percentile)},
+        };
+        return (bytea *) build_reloptions(reloptions, validate, drift_relopt_kind, sizeof(DriftOptions), tab,
+                                          lengthof(tab));
+    });
 }
 
 // Names of the build phases in pg_stat_progress_create_index.
@@ -80,71 +82,75 @@ static char *drift_ambuildphasename(int64 phase) {
 // Costs only ordered scans; the fraction of buckets probed scales the work.
 static void drift_amcostestimate(PlannerInfo *root, IndexPath *path, double loop_count, Cost *startup, Cost *total,
                                  Selectivity *selectivity, double *correlation, double *pages) {
-    if (path->indexorderbys == NIL) {
-        // Without ORDER BY <op> the index can do nothing useful.
-        *startup = *total = get_float8_infinity();
-        *selectivity = 0;
-        *correlation = 0;
-        *pages = 0;
-        return;
-    }
-    GenericCosts costs;
-    memset(&costs, 0, sizeof(costs));
-    genericcostestimate(root, path, loop_count, &costs);
+    return drift_guard("cost estimate", [&]() -> void {
+        if (path->indexorderbys == NIL) {
+            // Without ORDER BY <op> the index can do nothing useful.
+            *startup = *total = get_float8_infinity();
+            *selectivity = 0;
+            *correlation = 0;
+            *pages = 0;
+            return;
+        }
+        GenericCosts costs;
+        memset(&costs, 0, sizeof(costs));
+        genericcostestimate(root, path, loop_count, &costs);
 
-    Relation index = index_open(path->indexinfo->indexoid, NoLock);
-    DriftMetaPageData meta;
-    drift_read_meta(index, &meta);
-    index_close(index, NoLock);
-    double ratio = 1.0;
-    if ((meta.flags & DRIFT_META_TRAINED) && meta.nbuckets > 0)
-        ratio = Min(1.0, double(drift_probes) / double(meta.nbuckets));
-    double tuples = Max(1.0, path->indexinfo->tuples * ratio);
-    double npages = Max(1.0, costs.numIndexPages * ratio);
-    // All the work happens before the first row is returned.
-    *startup = npages * seq_page_cost + tuples * cpu_operator_cost * 2 + drift_rerank * cpu_operator_cost * 4;
-    *total = *startup + tuples * cpu_index_tuple_cost;
-    *selectivity = 1.0;
-    *correlation = 0;
-    *pages = npages;
+        Relation index = index_open(path->indexinfo->indexoid, NoLock);
+        DriftMetaPageData meta;
+        drift_read_meta(index, &meta);
+        index_close(index, NoLock);
+        double ratio = 1.0;
+        if ((meta.flags & DRIFT_META_TRAINED) && meta.nbuckets > 0)
+            ratio = Min(1.0, double(drift_probes) / double(meta.nbuckets));
+        double tuples = Max(1.0, path->indexinfo->tuples * ratio);
+        double npages = Max(1.0, costs.numIndexPages * ratio);
+        // All the work happens before the first row is returned.
+        *startup = npages * seq_page_cost + tuples * cpu_operator_cost * 2 + drift_rerank * cpu_operator_cost * 4;
+        *total = *startup + tuples * cpu_index_tuple_cost;
+        *selectivity = 1.0;
+        *correlation = 0;
+        *pages = npages;
+    });
 }
 
 // Checks that an operator class provides what drift needs.
 static bool drift_amvalidate(Oid opclassoid) {
-    HeapTuple tup = SearchSysCache1(CLAOID, ObjectIdGetDatum(opclassoid));
-    if (!HeapTupleIsValid(tup)) elog(ERROR, "cache lookup failed for operator class %u", opclassoid);
-    Form_pg_opclass form = (Form_pg_opclass) GETSTRUCT(tup);
-    Oid family = form->opcfamily, type = form->opcintype;
-    ReleaseSysCache(tup);
+    return drift_guard("validate", [&]() -> bool {
+        HeapTuple tup = SearchSysCache1(CLAOID, ObjectIdGetDatum(opclassoid));
+        if (!HeapTupleIsValid(tup)) elog(ERROR, "cache lookup failed for operator class %u", opclassoid);
+        Form_pg_opclass form = (Form_pg_opclass) GETSTRUCT(tup);
+        Oid family = form->opcfamily, type = form->opcintype;
+        ReleaseSysCache(tup);
 
-    bool ok = true, has_proc = false, has_op = false;
-    CatCList *procs = SearchSysCacheList1(AMPROCNUM, ObjectIdGetDatum(family));
-    for (int i = 0; i < procs->n_members; i++) {
-        Form_pg_amproc p = (Form_pg_amproc) GETSTRUCT(&procs->members[i]->tuple);
-        if (p->amproclefttype != type) continue;
-        if (p->amprocnum != 1) {
-            ereport(INFO, (errmsg("drift operator family has support function %d, only 1 is defined", p->amprocnum)));
+        bool ok = true, has_proc = false, has_op = false;
+        CatCList *procs = SearchSysCacheList1(AMPROCNUM, ObjectIdGetDatum(family));
+        for (int i = 0; i < procs->n_members; i++) {
+            Form_pg_amproc p = (Form_pg_amproc) GETSTRUCT(&procs->members[i]->tuple);
+            if (p->amproclefttype != type) continue;
+            if (p->amprocnum != 1) {
+                ereport(INFO, (errmsg("drift operator family has support function %d, only 1 is defined", p->amprocnum)));
+                ok = false;
+            }
+            has_proc = true;
+        }
+        ReleaseSysCacheList(procs);
+        CatCList *ops = SearchSysCacheList1(AMOPSTRATEGY, ObjectIdGetDatum(family));
+        for (int i = 0; i < ops->n_members; i++) {
+            Form_pg_amop o = (Form_pg_amop) GETSTRUCT(&ops->members[i]->tuple);
+            if (o->amoplefttype != type) continue;
+            if (o->amoppurpose != AMOP_ORDER || o->amopstrategy != 1) {
+                ereport(INFO, (errmsg("drift supports only one ordering operator, as strategy 1")));
+                ok = false;
+            }
+            has_op = true;
+        }
+        ReleaseSysCacheList(ops);
+        if (!has_proc || !has_op) {
+            ereport(INFO, (errmsg("drift operator class needs a distance function and an ordering operator")));
             ok = false;
         }
-        has_proc = true;
-    }
-    ReleaseSysCacheList(procs);
-    CatCList *ops = SearchSysCacheList1(AMOPSTRATEGY, ObjectIdGetDatum(family));
-    for (int i = 0; i < ops->n_members; i++) {
-        Form_pg_amop o = (Form_pg_amop) GETSTRUCT(&ops->members[i]->tuple);
-        if (o->amoplefttype != type) continue;
-        if (o->amoppurpose != AMOP_ORDER || o->amopstrategy != 1) {
-            ereport(INFO, (errmsg("drift supports only one ordering operator, as strategy 1")));
-            ok = false;
-        }
-        has_op = true;
-    }
-    ReleaseSysCacheList(ops);
-    if (!has_proc || !has_op) {
-        ereport(INFO, (errmsg("drift operator class needs a distance function and an ordering operator")));
-        ok = false;
-    }
-    return ok;
+        return ok;
+    });
 }
 
 drift::Metric drift_index_metric(Relation index) {
@@ -160,48 +166,50 @@ drift::Metric drift_index_metric(Relation index) {
 
 // The index access method handler: every field set, NULLs included.
 Datum drift_handler(PG_FUNCTION_ARGS) {
-    IndexAmRoutine *am = makeNode(IndexAmRoutine);
-    am->amstrategies = 0;
-    am->amsupport = 1;
-    am->amoptsprocnum = 0;
-    am->amcanorder = false;
-    am->amcanorderbyop = true;
-    am->amcanbackward = false;
-    am->amcanunique = false;
-    am->amcanmulticol = false;
-    am->amoptionalkey = true;
-    am->amsearcharray = false;
-    am->amsearchnulls = false;
-    am->amstorage = false;
-    am->amclusterable = false;
-    am->ampredlocks = false;
-    am->amcanparallel = false;
-    am->amcaninclude = false;
-    am->amusemaintenanceworkmem = true;
-    am->amparallelvacuumoptions = VACUUM_OPTION_PARALLEL_BULKDEL;
-    am->amkeytype = InvalidOid;
+    return drift_guard("handler", [&]() -> Datum {
+        IndexAmRoutine *am = makeNode(IndexAmRoutine);
+        am->amstrategies = 0;
+        am->amsupport = 1;
+        am->amoptsprocnum = 0;
+        am->amcanorder = false;
+        am->amcanorderbyop = true;
+        am->amcanbackward = false;
+        am->amcanunique = false;
+        am->amcanmulticol = false;
+        am->amoptionalkey = true;
+        am->amsearcharray = false;
+        am->amsearchnulls = false;
+        am->amstorage = false;
+        am->amclusterable = false;
+        am->ampredlocks = false;
+        am->amcanparallel = false;
+        am->amcaninclude = false;
+        am->amusemaintenanceworkmem = true;
+        am->amparallelvacuumoptions = VACUUM_OPTION_PARALLEL_BULKDEL;
+        am->amkeytype = InvalidOid;
 
-    am->ambuild = drift_ambuild;
-    am->ambuildempty = drift_ambuildempty;
-    am->aminsert = drift_aminsert;
-    am->ambulkdelete = drift_ambulkdelete;
-    am->amvacuumcleanup = drift_amvacuumcleanup;
-    am->amcanreturn = NULL;
-    am->amcostestimate = drift_amcostestimate;
-    am->amoptions = drift_amoptions;
-    am->amproperty = NULL;
-    am->ambuildphasename = drift_ambuildphasename;
-    am->amvalidate = drift_amvalidate;
-    am->amadjustmembers = NULL;
-    am->ambeginscan = drift_ambeginscan;
-    am->amrescan = drift_amrescan;
-    am->amgettuple = drift_amgettuple;
-    am->amgetbitmap = NULL;
-    am->amendscan = drift_amendscan;
-    am->ammarkpos = NULL;
-    am->amrestrpos = NULL;
-    am->amestimateparallelscan = NULL;
-    am->aminitparallelscan = NULL;
-    am->amparallelrescan = NULL;
-    PG_RETURN_POINTER(am);
+        am->ambuild = drift_ambuild;
+        am->ambuildempty = drift_ambuildempty;
+        am->aminsert = drift_aminsert;
+        am->ambulkdelete = drift_ambulkdelete;
+        am->amvacuumcleanup = drift_amvacuumcleanup;
+        am->amcanreturn = NULL;
+        am->amcostestimate = drift_amcostestimate;
+        am->amoptions = drift_amoptions;
+        am->amproperty = NULL;
+        am->ambuildphasename = drift_ambuildphasename;
+        am->amvalidate = drift_amvalidate;
+        am->amadjustmembers = NULL;
+        am->ambeginscan = drift_ambeginscan;
+        am->amrescan = drift_amrescan;
+        am->amgettuple = drift_amgettuple;
+        am->amgetbitmap = NULL;
+        am->amendscan = drift_amendscan;
+        am->ammarkpos = NULL;
+        am->amrestrpos = NULL;
+        am->amestimateparallelscan = NULL;
+        am->aminitparallelscan = NULL;
+        am->amparallelrescan = NULL;
+        PG_RETURN_POINTER(am);
+    });
 }

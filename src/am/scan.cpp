@@ -60,20 +60,24 @@ struct DriftScanOpaqueData {
 typedef DriftScanOpaqueData *DriftScanOpaque;
 
 IndexScanDesc drift_ambeginscan(Relation index, int nkeys, int norderbys) {
-    IndexScanDesc scan = RelationGetIndexScan(index, nkeys, norderbys);
-    DriftScanOpaque so = (DriftScanOpaque) palloc0(sizeof(DriftScanOpaqueData));
-    so->ctx = AllocSetContextCreate(CurrentMemoryContext, "drift scan", ALLOCSET_DEFAULT_SIZES);
-    scan->opaque = so;
-    return scan;
+    return drift_guard("scan", [&]() -> IndexScanDesc {
+        IndexScanDesc scan = RelationGetIndexScan(index, nkeys, norderbys);
+        DriftScanOpaque so = (DriftScanOpaque) palloc0(sizeof(DriftScanOpaqueData));
+        so->ctx = AllocSetContextCreate(CurrentMemoryContext, "drift scan", ALLOCSET_DEFAULT_SIZES);
+        scan->opaque = so;
+        return scan;
+    });
 }
 
 void drift_amrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int norderbys) {
-    DriftScanOpaque so = (DriftScanOpaque) scan->opaque;
-    if (keys && scan->numberOfKeys > 0) memmove(scan->keyData, keys, scan->numberOfKeys * sizeof(ScanKeyData));
-    if (orderbys && scan->numberOfOrderBys > 0)
-        memmove(scan->orderByData, orderbys, scan->numberOfOrderBys * sizeof(ScanKeyData));
-    MemoryContextReset(so->ctx);
-    so->started = false;
+    return drift_guard("scan", [&]() -> void {
+        DriftScanOpaque so = (DriftScanOpaque) scan->opaque;
+        if (keys && scan->numberOfKeys > 0) memmove(scan->keyData, keys, scan->numberOfKeys * sizeof(ScanKeyData));
+        if (orderbys && scan->numberOfOrderBys > 0)
+            memmove(scan->orderByData, orderbys, scan->numberOfOrderBys * sizeof(ScanKeyData));
+        MemoryContextReset(so->ctx);
+        so->started = false;
+    });
 }
 
 // Appends a candidate, growing the array.
@@ -165,12 +169,11 @@ static void probe_bucket(IndexScanDesc scan, BlockNumber head) {
             drift_check_page(scan->indexRelation, page, BufferGetBlockNumber(buf), DRIFT_PAGE_HOT, meta);
             DriftHotHeader *h = drift_hot_header(page);
             ItemPointerData *tids = drift_hot_tids(page);
-            const uint8 *codes = drift_hot_codes(page, meta->hot_cap);
             for (uint16 s = 0; s < h->nslots; s++) {
                 if (!ItemPointerIsValid(&tids[s])) continue;
                 uint16 ci = s / meta->cold_cap;
                 if (ci >= h->ncold) drift_corrupt(scan->indexRelation, BufferGetBlockNumber(buf), "A slot has no cold page.");
-                float d = drift::sq8_distance(so->table, codes + Size(s) * meta->dim);
+                float d = drift::sq8_distance(so->table, drift_hot_code(page, meta->dim, s));
                 add_cand(so, d, &tids[s], h->cold[ci], s % meta->cold_cap);
             }
         } else if (type != DRIFT_PAGE_FREE) {
@@ -179,7 +182,7 @@ static void probe_bucket(IndexScanDesc scan, BlockNumber head) {
         BlockNumber next = DriftPageGetOpaque(page)->next;
         LockBuffer(buf, BUFFER_LOCK_UNLOCK);
         if (next == InvalidBlockNumber) break;
-        if (next >= RelationGetNumberOfBlocks(scan->indexRelation))
+        if (!drift_block_exists(scan->indexRelation, next))
             drift_corrupt(scan->indexRelation, BufferGetBlockNumber(buf), "A page link points outside the index.");
         Buffer nbuf = ReadBuffer(scan->indexRelation, next);
         ReleaseBuffer(buf);
@@ -220,7 +223,7 @@ static void rerank(IndexScanDesc scan, Size from, Size to) {
         ScanCand *c = &so->cands[i];
         if (!BufferIsValid(buf) || BufferGetBlockNumber(buf) != c->cold) {
             if (BufferIsValid(buf)) UnlockReleaseBuffer(buf);
-            if (c->cold >= RelationGetNumberOfBlocks(scan->indexRelation))
+            if (!drift_block_exists(scan->indexRelation, c->cold))
                 drift_corrupt(scan->indexRelation, c->cold, "A cold page link points outside the index.");
             buf = ReadBuffer(scan->indexRelation, c->cold);
             LockBuffer(buf, BUFFER_LOCK_SHARE);
@@ -269,33 +272,37 @@ static bool next_batch(IndexScanDesc scan) {
 }
 
 bool drift_amgettuple(IndexScanDesc scan, ScanDirection) {
-    DriftScanOpaque so = (DriftScanOpaque) scan->opaque;
-    MemoryContext old = MemoryContextSwitchTo(so->ctx);
-    if (!so->started) {
-        start_scan(scan);
-        pgstat_count_index_scan(scan->indexRelation);
-    }
-    for (;;) {
-        while (so->respos < so->nresults) {
-            ScanResult *r = &so->results[so->respos++];
-            bool found;
-            hash_search(so->returned, &r->tid, HASH_ENTER, &found);
-            if (found) continue;
-            scan->xs_heaptid = r->tid;
-            scan->xs_recheck = false;
-            scan->xs_recheckorderby = false;
-            MemoryContextSwitchTo(old);
-            return true;
+    return drift_guard("scan", [&]() -> bool {
+        DriftScanOpaque so = (DriftScanOpaque) scan->opaque;
+        MemoryContext old = MemoryContextSwitchTo(so->ctx);
+        if (!so->started) {
+            start_scan(scan);
+            pgstat_count_index_scan(scan->indexRelation);
         }
-        if (!next_batch(scan)) break;
-    }
-    MemoryContextSwitchTo(old);
-    return false;
+        for (;;) {
+            while (so->respos < so->nresults) {
+                ScanResult *r = &so->results[so->respos++];
+                bool found;
+                hash_search(so->returned, &r->tid, HASH_ENTER, &found);
+                if (found) continue;
+                scan->xs_heaptid = r->tid;
+                scan->xs_recheck = false;
+                scan->xs_recheckorderby = false;
+                MemoryContextSwitchTo(old);
+                return true;
+            }
+            if (!next_batch(scan)) break;
+        }
+        MemoryContextSwitchTo(old);
+        return false;
+    });
 }
 
 void drift_amendscan(IndexScanDesc scan) {
-    DriftScanOpaque so = (DriftScanOpaque) scan->opaque;
-    MemoryContextDelete(so->ctx);
-    pfree(so);
-    scan->opaque = NULL;
+    return drift_guard("scan", [&]() -> void {
+        DriftScanOpaque so = (DriftScanOpaque) scan->opaque;
+        MemoryContextDelete(so->ctx);
+        pfree(so);
+        scan->opaque = NULL;
+    });
 }

@@ -68,7 +68,11 @@ static void vacuum_l0(Relation index, Buffer buf, const DriftMetaPageData *meta,
 // then records them in the free space map.
 static void free_pages(Relation index, Buffer *bufs, int n) {
     GenericXLogState *st = GenericXLogStart(index);
-    for (int i = 0; i < n; i++) DriftPageGetOpaque(GenericXLogRegisterBuffer(st, bufs[i], 0))->type = DRIFT_PAGE_FREE;
+    for (int i = 0; i < n; i++) {
+        Page page = GenericXLogRegisterBuffer(st, bufs[i], 0);
+        DriftPageGetOpaque(page)->type = DRIFT_PAGE_FREE;
+        drift_page_set_bounds(page, 0);
+    }
     GenericXLogFinish(st);
     for (int i = 0; i < n; i++) {
         BlockNumber blkno = BufferGetBlockNumber(bufs[i]);
@@ -113,6 +117,7 @@ static uint32 unlink_empty(Relation index, const DriftMetaPageData *meta, BlockN
         Page bp = GenericXLogRegisterBuffer(st, buf, 0);
         DriftPageGetOpaque(pp)->next = DriftPageGetOpaque(bp)->next;
         DriftPageGetOpaque(bp)->type = DRIFT_PAGE_FREE;  // keeps its next link for scans still on it
+        drift_page_set_bounds(bp, 0);
         GenericXLogFinish(st);
         LockBuffer(prev, BUFFER_LOCK_UNLOCK);
         LockBuffer(buf, BUFFER_LOCK_UNLOCK);
@@ -200,39 +205,43 @@ static BlockNumber *bulk_pass(IndexVacuumInfo *info, const DriftMetaPageData *me
 
 IndexBulkDeleteResult *drift_ambulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
                                           IndexBulkDeleteCallback callback, void *callback_state) {
-    Relation index = info->index;
-    if (stats == NULL) stats = (IndexBulkDeleteResult *) palloc0(sizeof(IndexBulkDeleteResult));
-    stats->num_index_tuples = 0;
-    stats->pages_free = 0;
-    DriftMetaPageData meta;
-    drift_read_meta(index, &meta);
-    if (meta.dim == 0) return stats;
-    uint32 nheads;
-    BlockNumber *heads = bulk_pass(info, &meta, callback, callback_state, stats, &nheads);
-    for (uint32 i = 0; i < nheads; i++) {
-        vacuum_delay_point();
-        uint32 freed = unlink_empty(index, &meta, heads[i]);
-        stats->pages_newly_deleted += freed;
-        stats->pages_deleted += freed;
-        stats->pages_free += freed;
-    }
-    pfree(heads);
-    return stats;
+    return drift_guard("vacuum", [&]() -> IndexBulkDeleteResult * {
+        Relation index = info->index;
+        if (stats == NULL) stats = (IndexBulkDeleteResult *) palloc0(sizeof(IndexBulkDeleteResult));
+        stats->num_index_tuples = 0;
+        stats->pages_free = 0;
+        DriftMetaPageData meta;
+        drift_read_meta(index, &meta);
+        if (meta.dim == 0) return stats;
+        uint32 nheads;
+        BlockNumber *heads = bulk_pass(info, &meta, callback, callback_state, stats, &nheads);
+        for (uint32 i = 0; i < nheads; i++) {
+            vacuum_delay_point();
+            uint32 freed = unlink_empty(index, &meta, heads[i]);
+            stats->pages_newly_deleted += freed;
+            stats->pages_deleted += freed;
+            stats->pages_free += freed;
+        }
+        pfree(heads);
+        return stats;
+    });
 }
 
 // Counts every entry as live (for VACUUM that removed nothing).
 static bool count_all(ItemPointer, void *) { return false; }
 
 IndexBulkDeleteResult *drift_amvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats) {
-    if (info->analyze_only) return stats;
-    if (stats == NULL) {
-        stats = (IndexBulkDeleteResult *) palloc0(sizeof(IndexBulkDeleteResult));
-        DriftMetaPageData meta;
-        drift_read_meta(info->index, &meta);
-        uint32 nheads = 0;
-        if (meta.dim > 0) pfree(bulk_pass(info, &meta, count_all, NULL, stats, &nheads));
-    }
-    IndexFreeSpaceMapVacuum(info->index);
-    stats->num_pages = RelationGetNumberOfBlocks(info->index);
-    return stats;
+    return drift_guard("vacuum", [&]() -> IndexBulkDeleteResult * {
+        if (info->analyze_only) return stats;
+        if (stats == NULL) {
+            stats = (IndexBulkDeleteResult *) palloc0(sizeof(IndexBulkDeleteResult));
+            DriftMetaPageData meta;
+            drift_read_meta(info->index, &meta);
+            uint32 nheads = 0;
+            if (meta.dim > 0) pfree(bulk_pass(info, &meta, count_all, NULL, stats, &nheads));
+        }
+        IndexFreeSpaceMapVacuum(info->index);
+        stats->num_pages = RelationGetNumberOfBlocks(info->index);
+        return stats;
+    });
 }

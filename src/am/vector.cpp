@@ -53,34 +53,42 @@ static int distance_args(FunctionCallInfo fcinfo, const float **a, const float *
 
 // L2 distance between two vectors.
 Datum drift_l2_distance(PG_FUNCTION_ARGS) {
-    const float *a, *b;
-    int n = distance_args(fcinfo, &a, &b);
-    PG_RETURN_FLOAT8(std::sqrt(double(drift::kernels().l2sq(a, b, n))));
+    return drift_guard("distance", [&]() -> Datum {
+        const float *a, *b;
+        int n = distance_args(fcinfo, &a, &b);
+        PG_RETURN_FLOAT8(std::sqrt(double(drift::kernels().l2sq(a, b, n))));
+    });
 }
 
 // Inner product of two vectors.
 Datum drift_inner_product(PG_FUNCTION_ARGS) {
-    const float *a, *b;
-    int n = distance_args(fcinfo, &a, &b);
-    PG_RETURN_FLOAT8(double(drift::kernels().dot(a, b, n)));
+    return drift_guard("distance", [&]() -> Datum {
+        const float *a, *b;
+        int n = distance_args(fcinfo, &a, &b);
+        PG_RETURN_FLOAT8(double(drift::kernels().dot(a, b, n)));
+    });
 }
 
 // Negative inner product (smaller is more similar), for <#>.
 Datum drift_negative_inner_product(PG_FUNCTION_ARGS) {
-    const float *a, *b;
-    int n = distance_args(fcinfo, &a, &b);
-    PG_RETURN_FLOAT8(-double(drift::kernels().dot(a, b, n)));
+    return drift_guard("distance", [&]() -> Datum {
+        const float *a, *b;
+        int n = distance_args(fcinfo, &a, &b);
+        PG_RETURN_FLOAT8(-double(drift::kernels().dot(a, b, n)));
+    });
 }
 
 // Cosine distance 1 - cos(a, b); NaN when either vector is zero.
 Datum drift_cosine_distance(PG_FUNCTION_ARGS) {
-    const float *a, *b;
-    int n = distance_args(fcinfo, &a, &b);
-    const drift::Kernels &k = drift::kernels();
-    double na = k.dot(a, a, n), nb = k.dot(b, b, n);
-    if (na == 0 || nb == 0) PG_RETURN_FLOAT8(get_float8_nan());
-    double c = double(k.dot(a, b, n)) / std::sqrt(na * nb);
-    PG_RETURN_FLOAT8(1.0 - Max(-1.0, Min(1.0, c)));
+    return drift_guard("distance", [&]() -> Datum {
+        const float *a, *b;
+        int n = distance_args(fcinfo, &a, &b);
+        const drift::Kernels &k = drift::kernels();
+        double na = k.dot(a, a, n), nb = k.dot(b, b, n);
+        if (na == 0 || nb == 0) PG_RETURN_FLOAT8(get_float8_nan());
+        double c = double(k.dot(a, b, n)) / std::sqrt(na * nb);
+        PG_RETURN_FLOAT8(1.0 - Max(-1.0, Min(1.0, c)));
+    });
 }
 
 float *drift_index_vector(Relation index, Datum value, uint32 expected_dim, drift::Metric metric, uint32 *dim) {

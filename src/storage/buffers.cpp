@@ -1,8 +1,19 @@
 // Buffer access and page allocation for drift indexes.
 #include "buffers.h"
 
+bool drift_block_exists(Relation index, BlockNumber blkno) {
+    static RelFileNode node;
+    static BlockNumber nblocks = 0;
+    if (blkno == InvalidBlockNumber) return false;
+    if (!RelFileNodeEquals(node, index->rd_node) || blkno >= nblocks) {
+        node = index->rd_node;
+        nblocks = RelationGetNumberOfBlocks(index);
+    }
+    return blkno < nblocks;
+}
+
 Buffer drift_read_locked(Relation index, BlockNumber blkno, int mode, uint16 type, const DriftMetaPageData *meta) {
-    if (blkno == InvalidBlockNumber || blkno >= RelationGetNumberOfBlocks(index))
+    if (!drift_block_exists(index, blkno))
         drift_corrupt(index, blkno, "A page link points outside the index.");
     Buffer buf = ReadBuffer(index, blkno);
     LockBuffer(buf, mode);

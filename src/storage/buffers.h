@@ -3,6 +3,11 @@
 
 #include "pages.h"
 
+// True if blkno exists in the index's main fork. drift never truncates an
+// index, so a block count seen once stays valid; it is re-read only when a
+// block lies beyond it (RelationGetNumberOfBlocks is a system call).
+bool drift_block_exists(Relation index, BlockNumber blkno);
+
 // Reads blkno, locks it in mode, and checks it is a drift page of type.
 Buffer drift_read_locked(Relation index, BlockNumber blkno, int mode, uint16 type, const DriftMetaPageData *meta);
 

@@ -11,6 +11,7 @@ void drift_vec_put(Page page, uint32 dim, uint16 slot, ItemPointer tid, const fl
     memcpy(e->vec, vec, sizeof(float) * dim);
     if (slot >= h->nslots) h->nslots = slot + 1;
     h->nlive++;
+    drift_page_set_bounds(page, dim);
 }
 
 int drift_vec_free_slot(Page page, uint32 dim, uint16 cap) {
@@ -33,13 +34,15 @@ static int hot_free_slot(Page page, uint16 cap) {
     return h->nslots < cap ? h->nslots : -1;
 }
 
-// Stores an entry in slot s of hot page hot, its vector in cold page cold.
-static void hot_put(const DriftMetaPageData *meta, Page hot, Page cold, uint16 s, ItemPointer tid, const uint8 *code,
-                    const float *vec) {
+void drift_hot_put(const DriftMetaPageData *meta, Page hot, Page cold, uint16 s, ItemPointer tid, const uint8 *code,
+                   const float *vec) {
     DriftHotHeader *h = drift_hot_header(hot);
+    if (s >= h->nslots) {
+        h->nslots = s + 1;
+        drift_page_set_bounds(hot, meta->dim);
+    }
     drift_hot_tids(hot)[s] = *tid;
-    memcpy(drift_hot_codes(hot, meta->hot_cap) + Size(s) * meta->dim, code, meta->dim);
-    if (s >= h->nslots) h->nslots = s + 1;
+    memcpy(drift_hot_code(hot, meta->dim, s), code, meta->dim);
     h->nlive++;
     drift_vec_put(cold, meta->dim, s % meta->cold_cap, tid, vec);
     // Cold pages count only their slots; liveness is the hot page's.
@@ -92,7 +95,7 @@ void drift_bucket_append(Relation index, const DriftMetaPageData *meta, DriftDir
             h = drift_hot_header(hot);
             h->cold[h->ncold++] = BufferGetBlockNumber(cbuf);
         }
-        hot_put(meta, hot, cold, uint16(s), tid, code, vec);
+        drift_hot_put(meta, hot, cold, uint16(s), tid, code, vec);
         GenericXLogFinish(st);
         UnlockReleaseBuffer(cbuf);
         UnlockReleaseBuffer(buf);
@@ -115,7 +118,7 @@ void drift_bucket_append(Relation index, const DriftMetaPageData *meta, DriftDir
     h->bucket = bucket;
     h->ncold = 1;
     h->cold[0] = BufferGetBlockNumber(cbuf);
-    hot_put(meta, hot, cold, 0, tid, code, vec);
+    drift_hot_put(meta, hot, cold, 0, tid, code, vec);
     DriftPageGetOpaque(old)->next = BufferGetBlockNumber(nbuf);
     drift_dir_entry(dpage, meta->dim, dir.slot)->tail = BufferGetBlockNumber(nbuf);
     GenericXLogFinish(st);

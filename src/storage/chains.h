@@ -17,6 +17,11 @@ void drift_bucket_append(Relation index, const DriftMetaPageData *meta, DriftDir
 // Appends (tid, vec) to the L0 chain, creating or extending it as needed.
 void drift_l0_append(Relation index, const DriftMetaPageData *meta, ItemPointer tid, const float *vec);
 
+// Stores an entry in slot s of hot page `hot`, its vector in cold page
+// `cold` (the page for that slot), keeping both pages' bounds.
+void drift_hot_put(const DriftMetaPageData *meta, Page hot, Page cold, uint16 s, ItemPointer tid, const uint8 *code,
+                   const float *vec);
+
 // Stores tid and vec in slot `slot` of a cold or L0 page.
 void drift_vec_put(Page page, uint32 dim, uint16 slot, ItemPointer tid, const float *vec);
 

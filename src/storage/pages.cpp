@@ -10,8 +10,7 @@ uint16 drift_vec_capacity(uint32 dim) {
 }
 
 uint16 drift_hot_capacity(uint32 dim, uint16 cold_cap) {
-    uint32 cap = uint32(DRIFT_PAGE_USABLE / (sizeof(ItemPointerData) + dim));
-    while (cap > 0 && drift_hot_codes_offset(uint16(cap)) + Size(cap) * dim > DRIFT_PAGE_USABLE) cap--;
+    uint32 cap = uint32((DRIFT_PAGE_USABLE - MAXALIGN(sizeof(DriftHotHeader))) / (sizeof(ItemPointerData) + dim));
     cap = Min(cap, uint32(cold_cap) * DRIFT_MAX_COLD_PER_HOT);
     return uint16(Min(cap, uint32(PG_UINT16_MAX)));
 }
@@ -22,8 +21,44 @@ void drift_page_init(Page page, uint16 type) {
     op->next = InvalidBlockNumber;
     op->type = type;
     op->page_id = DRIFT_PAGE_ID;
-    // The whole content area is in use, so generic WAL never skips part of it.
-    ((PageHeader) page)->pd_lower = ((PageHeader) page)->pd_upper;
+    drift_page_set_bounds(page, 0);
+}
+
+// Where pd_lower and pd_upper belong for the page's type and counts.
+static void expected_bounds(Page page, uint32 dim, Size *lower, Size *upper) {
+    Size contents = PageGetContents(page) - (char *) page;
+    *upper = ((PageHeader) page)->pd_special;
+    switch (DriftPageGetOpaque(page)->type) {
+        case DRIFT_PAGE_META:
+            *lower = contents + sizeof(DriftMetaPageData);
+            break;
+        case DRIFT_PAGE_BLOB:
+            *lower = contents + MAXALIGN(sizeof(DriftBlobHeader)) + drift_blob_header(page)->nbytes;
+            break;
+        case DRIFT_PAGE_DIR:
+            *lower = contents + MAXALIGN(sizeof(DriftDirHeader)) + drift_dir_stride(dim) * drift_dir_header(page)->nentries;
+            break;
+        case DRIFT_PAGE_HOT: {
+            uint16 n = drift_hot_header(page)->nslots;
+            *lower = contents + sizeof(DriftHotHeader) + sizeof(ItemPointerData) * n;
+            *upper -= Size(n) * dim;
+            break;
+        }
+        case DRIFT_PAGE_COLD:
+        case DRIFT_PAGE_L0:
+            *lower = contents + MAXALIGN(sizeof(DriftVecHeader)) + drift_vec_stride(dim) * drift_vec_header(page)->nslots;
+            break;
+        default:
+            *lower = contents;
+            break;
+    }
+}
+
+void drift_page_set_bounds(Page page, uint32 dim) {
+    Size lower, upper;
+    expected_bounds(page, dim, &lower, &upper);
+    ((PageHeader) page)->pd_lower = LocationIndex(lower);
+    ((PageHeader) page)->pd_upper = LocationIndex(upper);
 }
 
 void drift_corrupt(Relation index, BlockNumber blkno, const char *detail) {
@@ -67,4 +102,8 @@ void drift_check_page(Relation index, Page page, BlockNumber blkno, uint16 type,
             break;
     }
     if (!ok) drift_corrupt(index, blkno, "The page's entry counts exceed its capacity.");
+    Size lower, upper;
+    expected_bounds(page, meta->dim, &lower, &upper);
+    if (((PageHeader) page)->pd_lower != lower || ((PageHeader) page)->pd_upper != upper)
+        drift_corrupt(index, blkno, "The page's free space does not match its entry counts.");
 }

@@ -5,10 +5,14 @@
 // then scale[dim] as one byte stream). The centroid directory is a chain of
 // directory pages holding one fixed-size entry per bucket. A bucket is a
 // chain of hot pages; hot page slot i stores a heap TID and an SQ8 code
-// (codes contiguous, slot-major, for SIMD scans), and its full vector lives
-// in cold page cold[i / cold_cap] at position i % cold_cap. L0 is a chain of
-// pages with the cold layout, holding rows not yet assigned to a bucket.
-// Every page carries DRIFT_PAGE_ID and its type in the special space.
+// (codes contiguous, for SIMD scans), and its full vector lives in cold page
+// cold[i / cold_cap] at position i % cold_cap. L0 is a chain of pages with
+// the cold layout, holding rows not yet assigned to a bucket. Every page
+// carries DRIFT_PAGE_ID and its type in the special space.
+//
+// Every page has the standard layout: pd_lower and pd_upper bound the free
+// space, so generic WAL compares and logs only the bytes in use, and the
+// free space compresses out of full-page images.
 #pragma once
 
 #include "pg.hpp"
@@ -91,8 +95,9 @@ struct DriftDirHeader {
 
 #define DRIFT_MAX_COLD_PER_HOT 4
 
-// Header of a hot page. Then: ItemPointerData tids[hot_cap]; then, at a
-// MAXALIGN boundary, uint8 codes[hot_cap][dim]. A free slot has an invalid TID.
+// Header of a hot page. TIDs follow it (tids[nslots], growing up); SQ8 codes
+// grow down from the special space (slot s's dim bytes end where slot s-1's
+// begin). A free slot has an invalid TID.
 struct DriftHotHeader {
     uint32 bucket; /* the bucket whose chain this page belongs to */
     uint16 nslots; /* slots ever used (high-water mark) */
@@ -130,17 +135,13 @@ uint16 drift_dir_capacity(uint32 dim);
 uint16 drift_vec_capacity(uint32 dim);
 uint16 drift_hot_capacity(uint32 dim, uint16 cold_cap);
 
-// Byte offset of the code array inside a hot page's contents.
-inline Size drift_hot_codes_offset(uint16 hot_cap) {
-    return MAXALIGN(sizeof(DriftHotHeader) + sizeof(ItemPointerData) * hot_cap);
-}
-
 inline DriftHotHeader *drift_hot_header(Page page) { return (DriftHotHeader *) PageGetContents(page); }
 inline ItemPointerData *drift_hot_tids(Page page) {
     return (ItemPointerData *) (PageGetContents(page) + sizeof(DriftHotHeader));
 }
-inline uint8 *drift_hot_codes(Page page, uint16 hot_cap) {
-    return (uint8 *) PageGetContents(page) + drift_hot_codes_offset(hot_cap);
+// The SQ8 code of slot s (dim bytes).
+inline uint8 *drift_hot_code(Page page, uint32 dim, uint16 s) {
+    return (uint8 *) page + ((PageHeader) page)->pd_special - Size(s + 1) * dim;
 }
 inline DriftVecHeader *drift_vec_header(Page page) { return (DriftVecHeader *) PageGetContents(page); }
 inline DriftVecEntry drift_vec_entry(Page page, uint32 dim, uint16 slot) {
@@ -156,6 +157,10 @@ inline char *drift_blob_data(Page page) { return PageGetContents(page) + MAXALIG
 
 // Initializes page as an empty drift page of the given type.
 void drift_page_init(Page page, uint16 type);
+
+// Sets pd_lower and pd_upper around the free space of a page from its type
+// and header counts (dim: the index's dimension). Every writer calls it.
+void drift_page_set_bounds(Page page, uint32 dim);
 
 // Raises "index is corrupt" unless page is a drift page of type `type`
 // whose header counts fit the capacities of meta.
