@@ -49,7 +49,8 @@ struct DriftScanOpaqueData {
     uint32 dim;
     float *query;           /* dim floats; unit length for cosine */
     drift::Sq8Query table;  /* per-query SQ8 table */
-    BlockNumber *heads;     /* head page of each bucket, in probe order */
+    drift::Candidate *order; /* buckets by centroid distance; sorted up to `probed` */
+    BlockNumber *heads;      /* head page of each bucket */
     uint32 nbuckets, probed, max_probes;
     ScanCand *cands;
     Size ncands, capcands, candpos;
@@ -136,15 +137,13 @@ static void start_scan(IndexScanDesc scan) {
     }
     if (!(so->meta.flags & DRIFT_META_TRAINED)) return;
 
-    // Score every centroid; probe in ascending distance order.
+    // Score every centroid; each probe round takes the nearest ones left.
     uint32 nb = so->meta.nbuckets;
-    drift::Candidate *order = (drift::Candidate *) palloc(sizeof(drift::Candidate) * nb);
+    so->order = (drift::Candidate *) palloc(sizeof(drift::Candidate) * nb);
     for (uint32 b = 0; b < nb; b++)
-        order[b] = drift::Candidate{drift::order_distance(so->metric, so->query, info->centroids + Size(b) * dim, dim), b};
-    drift::select_smallest(order, nb, nb);
+        so->order[b] = drift::Candidate{drift::order_distance(so->metric, so->query, info->centroids + Size(b) * dim, dim), b};
     so->heads = (BlockNumber *) palloc(sizeof(BlockNumber) * nb);
-    for (uint32 i = 0; i < nb; i++) so->heads[i] = info->heads[order[i].id];
-    pfree(order);
+    memcpy(so->heads, info->heads, sizeof(BlockNumber) * nb);
     so->nbuckets = nb;
     so->max_probes = drift_max_probes < 0 ? nb : Min(nb, uint32(drift_max_probes));
     so->max_probes = Max(so->max_probes, Min(nb, uint32(drift_probes)));
@@ -253,9 +252,10 @@ static bool next_batch(IndexScanDesc scan) {
             // Probe the next round of buckets; drop the used candidates.
             so->ncands = so->candpos = 0;
             uint32 upto = Min(so->max_probes, so->probed + uint32(drift_probes));
+            drift::select_smallest(so->order + so->probed, so->nbuckets - so->probed, upto - so->probed);
             for (; so->probed < upto; so->probed++) {
                 CHECK_FOR_INTERRUPTS();
-                probe_bucket(scan, so->heads[so->probed]);
+                probe_bucket(scan, so->heads[so->order[so->probed].id]);
             }
             continue;
         }

@@ -23,7 +23,8 @@ inline bool operator<(const Candidate &a, const Candidate &b) {
 template <class T, class Less>
 size_t select_smallest(T *first, size_t n, size_t k, Less less) {
     k = std::min(k, n);
-    std::partial_sort(first, first + k, first + n, less);
+    if (k < n) std::nth_element(first, first + k, first + n, less);
+    std::sort(first, first + k, less);
     return k;
 }
 

@@ -21,6 +21,17 @@ std::vector<float> random_vec(drift::Rng &r, size_t n, float lo = -1, float hi =
     return v;
 }
 
+// n rows of dim uniform values in [lo, hi), row-major; unit rows if `unit`.
+std::vector<float> random_rows(drift::Rng &r, size_t n, size_t dim, float lo = -1, float hi = 1, bool unit = false) {
+    std::vector<float> rows;
+    for (size_t i = 0; i < n; ++i) {
+        auto v = random_vec(r, dim, lo, hi);
+        if (unit) drift::normalize(v.data(), dim);
+        rows.insert(rows.end(), v.begin(), v.end());
+    }
+    return rows;
+}
+
 double ref_l2sq(const float *a, const float *b, size_t n) {
     double s = 0;
     for (size_t i = 0; i < n; ++i) s += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
@@ -94,11 +105,7 @@ Fitted fit(const std::vector<float> &data, size_t n, size_t dim, float clip) {
 TEST(Sq8, RoundTripErrorIsHalfAStep) {
     drift::Rng r{2};
     size_t n = 2000, dim = 37;
-    std::vector<float> data;
-    for (size_t i = 0; i < n; ++i) {
-        auto v = random_vec(r, dim, -3, 5);
-        data.insert(data.end(), v.begin(), v.end());
-    }
+    std::vector<float> data = random_rows(r, n, dim, -3, 5);
     Fitted f = fit(data, n, dim, 0.0f);
     std::vector<uint8_t> code(dim);
     std::vector<float> back(dim);
@@ -137,11 +144,7 @@ TEST(Sq8, ConstantDimensionIsExact) {
 TEST(Sq8, AsymmetricDistanceMatchesDecoded) {
     drift::Rng r{3};
     size_t n = 500, dim = 64;
-    std::vector<float> data;
-    for (size_t i = 0; i < n; ++i) {
-        auto v = random_vec(r, dim);
-        data.insert(data.end(), v.begin(), v.end());
-    }
+    std::vector<float> data = random_rows(r, n, dim);
     Fitted f = fit(data, n, dim, 1.0f);
     auto query = random_vec(r, dim);
     std::vector<float> a(dim), b(dim), dec(dim);
@@ -188,11 +191,7 @@ TEST(KMeans, FindsKnownClusters) {
 TEST(KMeans, SameSeedSameCentroids) {
     drift::Rng r{5};
     size_t n = 1000, dim = 8, k = 10;
-    std::vector<float> data;
-    for (size_t i = 0; i < n; ++i) {
-        auto v = random_vec(r, dim);
-        data.insert(data.end(), v.begin(), v.end());
-    }
+    std::vector<float> data = random_rows(r, n, dim);
     std::vector<float> a(k * dim), b(k * dim);
     drift::KMeansParams p{k, Metric::L2, 7, 10};
     drift::kmeans(data.data(), n, dim, p, a.data());
@@ -218,12 +217,7 @@ TEST(KMeans, RescuesEmptyClusters) {
 TEST(KMeans, CosineCentroidsAreUnit) {
     drift::Rng r{6};
     size_t n = 400, dim = 10, k = 4;
-    std::vector<float> data;
-    for (size_t i = 0; i < n; ++i) {
-        auto v = random_vec(r, dim);
-        drift::normalize(v.data(), dim);
-        data.insert(data.end(), v.begin(), v.end());
-    }
+    std::vector<float> data = random_rows(r, n, dim, -1, 1, true);
     std::vector<float> got(k * dim);
     drift::KMeansParams p{k, Metric::Cosine, 1, 10};
     drift::kmeans(data.data(), n, dim, p, got.data());
