@@ -174,6 +174,7 @@ static BlockNumber *bulk_pass(IndexVacuumInfo *info, const DriftMetaPageData *me
             vacuum_l0(index, buf, meta, cb, cbstate, stats);
         } else if (type == DRIFT_PAGE_FREE) {
             RecordFreeIndexPage(index, blkno);
+            stats->pages_deleted++;
             stats->pages_free++;
         }
         UnlockReleaseBuffer(buf);
