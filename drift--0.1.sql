@@ -37,3 +37,7 @@ CREATE FUNCTION drift_index_stats(index regclass,
     OUT pages bigint, OUT size_bytes bigint,
     OUT min_bucket_size bigint, OUT avg_bucket_size float8, OUT max_bucket_size bigint)
     AS 'MODULE_PATHNAME' LANGUAGE C STRICT;
+
+CREATE FUNCTION drift_verify(index regclass, OUT blkno bigint, OUT problem text) RETURNS SETOF record
+    AS 'MODULE_PATHNAME' LANGUAGE C STRICT;
+COMMENT ON FUNCTION drift_verify(regclass) IS 'structural check of a drift index: one row per problem, none when healthy';

@@ -10,6 +10,8 @@ SELECT dimension, metric, lists, trained, live_entries, dead_entries, l0_entries
        min_bucket_size > 0 AS buckets_filled, max_bucket_size < 3000 AS buckets_split
   FROM drift_index_stats('items_v_idx');
 
+SELECT * FROM drift_verify('items_v_idx');
+
 -- the planner uses the index for ORDER BY ... LIMIT, and only then
 EXPLAIN (COSTS OFF) SELECT id FROM items ORDER BY v <-> '{0,1,0,1}' LIMIT 5;
 EXPLAIN (COSTS OFF) SELECT id FROM items WHERE v = '{0,1,0,1}';
@@ -65,6 +67,7 @@ INSERT INTO items
   SELECT i, i % 10, ARRAY[sin(i), cos(i), sin(i * 0.7), cos(i * 1.3)]::real[]
   FROM generate_series(1501, 3000) i;
 SELECT pages <= :pages_before AS slots_reused, live_entries FROM drift_index_stats('items_v_idx');
+SELECT * FROM drift_verify('items_v_idx');
 
 -- bad input on insert and on query
 INSERT INTO items VALUES (200001, 0, '{1,2,3}');
@@ -118,6 +121,7 @@ SELECT id FROM fresh ORDER BY v <-> '{250.2,250.2,250.2}' LIMIT 3;
 DELETE FROM fresh WHERE id <= 250;
 VACUUM fresh;
 SELECT l0_entries FROM drift_index_stats('fresh_idx');
+SELECT * FROM drift_verify('fresh_idx');
 -- REINDEX trains it; REINDEX CONCURRENTLY too
 REINDEX INDEX fresh_idx;
 SELECT dimension, trained, live_entries, l0_entries FROM drift_index_stats('fresh_idx');
@@ -138,6 +142,9 @@ RESET enable_seqscan;
 SELECT count(*) > 0 AS has_init_fork FROM pg_ls_dir('base/' || (SELECT oid FROM pg_database WHERE datname = current_database()))
   f WHERE f = (SELECT relfilenode::text || '_init' FROM pg_class WHERE relname = 'scratch_idx');
 
--- drift_index_stats only takes drift indexes
+SELECT * FROM drift_verify('scratch_idx');
+
+-- drift_index_stats and drift_verify only take drift indexes
 SELECT * FROM drift_index_stats('items');
+SELECT * FROM drift_verify('items_pkey');
 SELECT * FROM drift_index_stats('items_pkey');

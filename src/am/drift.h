@@ -44,6 +44,9 @@ struct DriftInfo {
 // The index's current metadata (valid until the next call on this index).
 DriftInfo *drift_info(Relation index);
 
+// Opens relid in lockmode after checking that it is a drift index.
+Relation drift_open_index(Oid relid, LOCKMODE lockmode);
+
 // The metric of an index, from its operator class's distance function.
 drift::Metric drift_index_metric(Relation index);
 

@@ -5,6 +5,7 @@
 #include "../storage/chains.h"
 
 extern "C" {
+#include "access/relation.h"
 #include "utils/memutils.h"
 }
 
@@ -96,4 +97,16 @@ void drift_set_dimension(Relation index, uint32 dim) {
                         errmsg("vector has %u dimensions, but index \"%s\" has %u", dim, RelationGetRelationName(index),
                                now),
                         errhint("Every vector in a drift index must have the same dimension.")));
+}
+
+Relation drift_open_index(Oid relid, LOCKMODE lockmode) {
+    Relation index = relation_open(relid, lockmode);
+    if (index->rd_rel->relkind != RELKIND_INDEX || index->rd_indam == NULL ||
+        index->rd_indam->ambuild != drift_ambuild) {
+        const char *name = pstrdup(RelationGetRelationName(index));
+        relation_close(index, lockmode);
+        ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE), errmsg("\"%s\" is not a drift index", name),
+                        errhint("Pass the name of an index created USING drift.")));
+    }
+    return index;
 }

@@ -15,19 +15,6 @@ PG_FUNCTION_INFO_V1(drift_index_stats);
 Datum drift_index_stats(PG_FUNCTION_ARGS);
 }
 
-// Opens an index by OID and checks that it is a drift index.
-static Relation open_drift_index(Oid relid) {
-    Relation index = relation_open(relid, AccessShareLock);
-    if (index->rd_rel->relkind != RELKIND_INDEX || index->rd_indam == NULL ||
-        index->rd_indam->ambuild != drift_ambuild) {
-        const char *name = pstrdup(RelationGetRelationName(index));
-        relation_close(index, AccessShareLock);
-        ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE), errmsg("\"%s\" is not a drift index", name),
-                        errhint("Pass the name of an index created USING drift.")));
-    }
-    return index;
-}
-
 // Counts live and freed slots of one bucket chain.
 static void count_chain(Relation index, const DriftMetaPageData *meta, BlockNumber head, uint64 *live, uint64 *dead,
                         uint64 *pages) {
@@ -44,7 +31,7 @@ static void count_chain(Relation index, const DriftMetaPageData *meta, BlockNumb
 
 Datum drift_index_stats(PG_FUNCTION_ARGS) {
     return drift_guard("drift_index_stats", [&]() -> Datum {
-        Relation index = open_drift_index(PG_GETARG_OID(0));
+        Relation index = drift_open_index(PG_GETARG_OID(0), AccessShareLock);
         DriftMetaPageData meta;
         drift_read_meta(index, &meta);
 

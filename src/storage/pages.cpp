@@ -67,18 +67,17 @@ void drift_corrupt(Relation index, BlockNumber blkno, const char *detail) {
                     errdetail("%s", detail), errhint("REINDEX the index.")));
 }
 
-void drift_check_page(Relation index, Page page, BlockNumber blkno, uint16 type, const DriftMetaPageData *meta) {
-    if (PageIsNew(page)) drift_corrupt(index, blkno, "The page is uninitialized.");
+const char *drift_page_problem(Page page, uint16 type, const DriftMetaPageData *meta, char *buf, Size buflen) {
+    if (PageIsNew(page)) return "The page is uninitialized.";
     if (PageGetSpecialSize(page) != MAXALIGN(sizeof(DriftPageOpaqueData)))
-        drift_corrupt(index, blkno, "The page's special space has the wrong size.");
+        return "The page's special space has the wrong size.";
     DriftPageOpaque op = DriftPageGetOpaque(page);
-    if (op->page_id != DRIFT_PAGE_ID) drift_corrupt(index, blkno, "The page does not carry the drift page ID.");
+    if (op->page_id != DRIFT_PAGE_ID) return "The page does not carry the drift page ID.";
     if (op->type != type) {
-        char detail[96];
-        snprintf(detail, sizeof(detail), "Expected a page of type %u, found type %u.", type, op->type);
-        drift_corrupt(index, blkno, detail);
+        snprintf(buf, buflen, "Expected a page of type %u, found type %u.", type, op->type);
+        return buf;
     }
-    if (meta == NULL) return;
+    if (meta == NULL) return NULL;
     bool ok = true;
     switch (type) {
         case DRIFT_PAGE_HOT: {
@@ -101,9 +100,16 @@ void drift_check_page(Relation index, Page page, BlockNumber blkno, uint16 type,
         default:
             break;
     }
-    if (!ok) drift_corrupt(index, blkno, "The page's entry counts exceed its capacity.");
+    if (!ok) return "The page's entry counts exceed its capacity.";
     Size lower, upper;
     expected_bounds(page, meta->dim, &lower, &upper);
     if (((PageHeader) page)->pd_lower != lower || ((PageHeader) page)->pd_upper != upper)
-        drift_corrupt(index, blkno, "The page's free space does not match its entry counts.");
+        return "The page's free space does not match its entry counts.";
+    return NULL;
+}
+
+void drift_check_page(Relation index, Page page, BlockNumber blkno, uint16 type, const DriftMetaPageData *meta) {
+    char buf[96];
+    const char *problem = drift_page_problem(page, type, meta, buf, sizeof(buf));
+    if (problem) drift_corrupt(index, blkno, problem);
 }

@@ -162,6 +162,11 @@ void drift_page_init(Page page, uint16 type);
 // and header counts (dim: the index's dimension). Every writer calls it.
 void drift_page_set_bounds(Page page, uint32 dim);
 
+// What is wrong with page as a drift page of type `type` whose header counts
+// fit the capacities of meta (meta may be NULL), or NULL if nothing. May
+// format into buf.
+const char *drift_page_problem(Page page, uint16 type, const DriftMetaPageData *meta, char *buf, Size buflen);
+
 // Raises "index is corrupt" unless page is a drift page of type `type`
 // whose header counts fit the capacities of meta.
 void drift_check_page(Relation index, Page page, BlockNumber blkno, uint16 type, const DriftMetaPageData *meta);

@@ -1,7 +1,7 @@
 -- The catalog objects drift installs, with the right properties.
 BEGIN;
 LOAD 'drift';
-SELECT plan(24);
+SELECT plan(25);
 
 SELECT ok(EXISTS (SELECT 1 FROM pg_am WHERE amname = 'drift' AND amtype = 'i'), 'drift is an index access method');
 SELECT is((SELECT amhandler::text FROM pg_am WHERE amname = 'drift'), 'drift_handler', 'handled by drift_handler');
@@ -18,6 +18,7 @@ SELECT has_function('drift_negative_inner_product', ARRAY['real[]', 'real[]'], '
 SELECT has_function('drift_cosine_distance', ARRAY['real[]', 'real[]'], 'drift_cosine_distance exists');
 SELECT volatility_is('drift_l2_distance', ARRAY['real[]', 'real[]'], 'immutable', 'distances are immutable');
 SELECT has_function('drift_index_stats', ARRAY['regclass'], 'drift_index_stats exists');
+SELECT has_function('drift_verify', ARRAY['regclass'], 'drift_verify exists');
 
 SELECT has_opclass('drift_l2_ops', 'drift_l2_ops exists');
 SELECT has_opclass('drift_ip_ops', 'drift_ip_ops exists');

@@ -63,6 +63,8 @@ my $plan = $node->safe_psql('postgres', "SET enable_seqscan = off;
      WHERE NOT EXISTS (SELECT 1 FROM (SELECT b.id FROM items b ORDER BY b.v <-> a.v LIMIT 3) n WHERE n.id = a.id)");
 like($plan, qr/Index Scan using items_idx/, 'that check runs through the drift index');
 
+is($node->safe_psql('postgres', "SELECT count(*) FROM drift_verify('items_idx')"), '0', 'drift_verify finds the recovered index sound');
+
 # The index keeps working after recovery.
 $node->safe_psql('postgres', "INSERT INTO items (id, v) VALUES (-1, '{9,9,9,9,9,9,9,9,9,9,9,9,9,9,9,9}')");
 is($node->safe_psql('postgres', "SET enable_seqscan = off; SELECT id FROM items ORDER BY v <-> '{9,9,9,9,9,9,9,9,9,9,9,9,9,9,9,9}' LIMIT 1"),

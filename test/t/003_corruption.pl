@@ -59,7 +59,10 @@ $node->stop;
 $_->() for @pokes;
 $node->start;
 
+my %found = (magic => qr/wrong magic/, pageid => qr/drift page ID/, link => qr/outside the index/, counts => qr/capacity/);
 for my $t (qw(magic pageid link counts)) {
+    like($node->safe_psql('postgres', "SELECT string_agg(problem, '; ') FROM drift_verify('t_${t}_idx')"), $found{$t},
+        "$t: drift_verify reports it");
     my ($ret, $out, $err) = $node->psql('postgres',
         "SET enable_seqscan = off; SET drift.probes = 4; SELECT id FROM t_$t ORDER BY v <-> $q LIMIT 5");
     isnt($ret, 0, "$t: the query fails");
@@ -77,6 +80,7 @@ like($err, qr/is corrupt/, 'drift_index_stats reports the corrupt metapage');
 $node->safe_psql('postgres', 'REINDEX INDEX t_pageid_idx');
 is($node->safe_psql('postgres', "SET enable_seqscan = off; SELECT count(*) FROM (SELECT id FROM t_pageid ORDER BY v <-> $q) s"),
     '2000', 'REINDEX repairs it');
+is($node->safe_psql('postgres', "SELECT count(*) FROM drift_verify('t_pageid_idx')"), '0', 'and drift_verify agrees');
 
 my $log = slurp_file($node->logfile);
 unlike($log, qr/terminated by signal|server process .* was terminated/, 'no backend crashed');
