@@ -40,13 +40,16 @@ float scalar_sq8_dot(const float *q, const uint8_t *c, size_t n) {
     for (size_t i = 0; i < n; ++i) s += q[i] * c[i];
     return s;
 }
+void scalar_l2sq_x4(const float *const *q, const float *c, size_t n, float *out) {
+    for (size_t j = 0; j < 4; ++j) out[j] = scalar_l2sq(q[j], c, n);
+}
 
 // All kernel sets this CPU supports, best last.
 struct Registry {
     Kernels sets[4];
     size_t n = 0;
     Registry() {
-        sets[n++] = Kernels{"scalar", scalar_l2sq, scalar_dot, scalar_sq8_l2, scalar_sq8_dot};
+        sets[n++] = Kernels{"scalar", scalar_l2sq, scalar_dot, scalar_sq8_l2, scalar_sq8_dot, scalar_l2sq_x4};
 #if defined(__x86_64__)
         auto cpu = xsimd::available_architectures();
         if (cpu.sse2) sets[n++] = simd::kernels_sse2();

@@ -18,6 +18,8 @@ struct Kernels {
     float (*sq8_l2)(const float *q, const float *w, const uint8_t *code, size_t n);
     // Inner product of a scaled query and an SQ8 code: sum_j q[j] * code[j].
     float (*sq8_dot)(const float *q, const uint8_t *code, size_t n);
+    // Squared L2 distances of four vectors q[0..3] to one vector c, into out[0..3].
+    void (*l2sq_x4)(const float *const *q, const float *c, size_t n, float *out);
 };
 
 // The kernels chosen for this CPU (chosen on first use; call once at load).

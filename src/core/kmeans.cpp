@@ -24,6 +24,31 @@ size_t nearest_centroid(const float *centroids, size_t k, size_t dim, const floa
     return best;
 }
 
+void nearest_centroids(const float *data, size_t n, const float *centroids, size_t k, size_t dim, uint32_t *assign,
+                       float *dist) {
+    const Kernels &kn = kernels();
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const float *q[4] = {data + i * dim, data + (i + 1) * dim, data + (i + 2) * dim, data + (i + 3) * dim};
+        float best[4], d[4];
+        uint32_t arg[4] = {0, 0, 0, 0};
+        kn.l2sq_x4(q, centroids, dim, best);
+        for (size_t c = 1; c < k; ++c) {
+            kn.l2sq_x4(q, centroids + c * dim, dim, d);
+            for (size_t j = 0; j < 4; ++j)
+                if (d[j] < best[j]) {
+                    best[j] = d[j];
+                    arg[j] = uint32_t(c);
+                }
+        }
+        for (size_t j = 0; j < 4; ++j) {
+            assign[i + j] = arg[j];
+            dist[i + j] = best[j];
+        }
+    }
+    for (; i < n; ++i) assign[i] = uint32_t(nearest_centroid(centroids, k, dim, data + i * dim, &dist[i]));
+}
+
 namespace {
 
 // k-means++ seeding on the first m rows of a shuffled order.
@@ -74,17 +99,15 @@ KMeansResult kmeans(const float *data, size_t n, size_t dim, const KMeansParams 
     size_t m = std::min(n, std::max<size_t>(16 * k, 4096));
     seed_plus_plus(data, order, m, dim, k, rng, centroids);
 
-    std::vector<uint32_t> assign(n, UINT32_MAX);
+    std::vector<uint32_t> assign(n, UINT32_MAX), prev(n);
     std::vector<float> dist(n);
     std::vector<double> sums(k * dim);
     std::vector<size_t> counts(k);
     for (int it = 0; it < p.max_iterations; ++it) {
+        prev.swap(assign);
+        nearest_centroids(data, n, centroids, k, dim, assign.data(), dist.data());
         size_t changed = 0;
-        for (size_t i = 0; i < n; ++i) {
-            uint32_t c = uint32_t(nearest_centroid(centroids, k, dim, data + i * dim, &dist[i]));
-            if (c != assign[i]) ++changed;
-            assign[i] = c;
-        }
+        for (size_t i = 0; i < n; ++i) changed += assign[i] != prev[i];
         // Rescue empty clusters: take the farthest point of the largest one.
         std::fill(counts.begin(), counts.end(), 0);
         for (size_t i = 0; i < n; ++i) counts[assign[i]]++;

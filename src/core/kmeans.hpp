@@ -26,6 +26,11 @@ KMeansResult kmeans(const float *data, size_t n, size_t dim, const KMeansParams 
 // every metric: cosine data are unit vectors); its distance in *dist.
 size_t nearest_centroid(const float *centroids, size_t k, size_t dim, const float *x, float *dist);
 
+// nearest_centroid for n rows of data at once (four rows per pass over the
+// centroids): their centroid indexes into assign, distances into dist.
+void nearest_centroids(const float *data, size_t n, const float *centroids, size_t k, size_t dim, uint32_t *assign,
+                       float *dist);
+
 // Deterministic 64-bit generator (splitmix64), so builds are reproducible.
 struct Rng {
     uint64_t state;

@@ -68,6 +68,14 @@ TEST(Kernels, AgreeWithDoubleReference) {
             EXPECT_NEAR(sets[s]->dot(a.data(), b.data(), n), dp, tol * std::max(1.0, std::fabs(dp)));
             EXPECT_NEAR(sets[s]->sq8_l2(q.data(), w.data(), code.data(), n), sq8l2, tol * std::max(1.0, sq8l2));
             EXPECT_NEAR(sets[s]->sq8_dot(q.data(), code.data(), n), sq8dot, tol * std::max(1.0, sq8dot));
+            auto c = random_vec(r, n);
+            const float *four[4] = {a.data(), b.data(), w.data(), c.data()};
+            float got[4];
+            sets[s]->l2sq_x4(four, q.data(), n, got);
+            for (size_t j = 0; j < 4; ++j) {
+                double want = ref_l2sq(four[j], q.data(), n);
+                EXPECT_NEAR(got[j], want, tol * std::max(1.0, want)) << "l2sq_x4 lane " << j;
+            }
         }
     }
 }
@@ -223,6 +231,21 @@ TEST(KMeans, CosineCentroidsAreUnit) {
     drift::kmeans(data.data(), n, dim, p, got.data());
     for (size_t c = 0; c < k; ++c)
         EXPECT_NEAR(drift::kernels().dot(&got[c * dim], &got[c * dim], dim), 1.0f, 1e-4f);
+}
+
+// The batched assignment gives what one-at-a-time assignment gives.
+TEST(KMeans, BatchedNearestMatchesSingle) {
+    drift::Rng r{9};
+    size_t n = 103, dim = 37, k = 17;
+    std::vector<float> data = random_rows(r, n, dim), cents = random_rows(r, k, dim);
+    std::vector<uint32_t> assign(n);
+    std::vector<float> dist(n);
+    drift::nearest_centroids(data.data(), n, cents.data(), k, dim, assign.data(), dist.data());
+    for (size_t i = 0; i < n; ++i) {
+        float d;
+        EXPECT_EQ(assign[i], drift::nearest_centroid(cents.data(), k, dim, &data[i * dim], &d)) << "row " << i;
+        EXPECT_NEAR(dist[i], d, 1e-4f * std::max(1.0f, d));
+    }
 }
 
 TEST(KMeans, RejectsTooManyClusters) {

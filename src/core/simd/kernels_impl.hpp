@@ -73,6 +73,22 @@ __attribute__((always_inline)) inline float reduce(size_t n, const Body &body) {
     return s;
 }
 
+// Runs body over [0, n) with N accumulators at once (N outputs): batches in
+// the main loop, scalars for the tail. body(acc, i, lane) updates acc[0..N).
+template <class A, size_t N, class Body>
+__attribute__((always_inline)) inline void reduce_n(size_t n, const Body &body, float *out) {
+    using B = xsimd::batch<float, A>;
+    constexpr size_t W = B::size;
+    B acc[N];
+    for (size_t j = 0; j < N; ++j) acc[j] = B(0.0f);
+    size_t i = 0;
+    for (; i + W <= n; i += W) body(acc, i, Lane<B>{});
+    float s[N];
+    for (size_t j = 0; j < N; ++j) s[j] = Lane<B>::sum(acc[j]);
+    for (; i < n; ++i) body(s, i, Lane<float>{});
+    for (size_t j = 0; j < N; ++j) out[j] = s[j];
+}
+
 template <class A>
 float l2sq(const float *a, const float *b, size_t n) {
     return reduce<A>(n, [=](auto acc, size_t i, auto L) {
@@ -99,10 +115,26 @@ float sq8_dot(const float *q, const uint8_t *code, size_t n) {
     return reduce<A>(n, [=](auto acc, size_t i, auto L) { return L.madd(L.f32(q + i), L.u8(code + i), acc); });
 }
 
+template <class A>
+void l2sq_x4(const float *const *q, const float *c, size_t n, float *out) {
+    const float *q0 = q[0], *q1 = q[1], *q2 = q[2], *q3 = q[3];
+    reduce_n<A, 4>(
+        n,
+        [=](auto *acc, size_t i, auto L) {
+            auto cv = L.f32(c + i);
+            auto d0 = L.f32(q0 + i) - cv, d1 = L.f32(q1 + i) - cv, d2 = L.f32(q2 + i) - cv, d3 = L.f32(q3 + i) - cv;
+            acc[0] = L.madd(d0, d0, acc[0]);
+            acc[1] = L.madd(d1, d1, acc[1]);
+            acc[2] = L.madd(d2, d2, acc[2]);
+            acc[3] = L.madd(d3, d3, acc[3]);
+        },
+        out);
+}
+
 // The kernel set of architecture A.
 template <class A>
 Kernels make_kernels(const char *name) {
-    return Kernels{name, &l2sq<A>, &dot<A>, &sq8_l2<A>, &sq8_dot<A>};
+    return Kernels{name, &l2sq<A>, &dot<A>, &sq8_l2<A>, &sq8_dot<A>, &l2sq_x4<A>};
 }
 
 }  // namespace drift::simd
