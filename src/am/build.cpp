@@ -29,7 +29,7 @@ extern "C" {
 // Seed of the build's sampling and k-means (reproducible builds).
 static const uint64 kBuildSeed = 0x5EEDD1F7ULL;
 // Rows sampled to train per bucket, and at least in all.
-static const double kSamplePerList = 64, kSampleMin = 16384;
+static const double kSamplePerList = 128, kSampleMin = 16384;
 
 // State of one build, plain data only (a Postgres ERROR may unwind it).
 struct BuildState {
@@ -299,8 +299,19 @@ static void build_index(BuildState *bs, IndexInfo *indexInfo, ForkNumber fork) {
         bs->centroids = (float *) MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * bs->dim * bs->k);
         bs->lo = (float *) palloc(sizeof(float) * bs->dim);
         bs->scale = (float *) palloc(sizeof(float) * bs->dim);
+        // k-means trains on kSamplePerList rows per bucket: a uniform subset
+        // of the reservoir (which was sized before the bucket count was known).
+        uint32 ntrain = uint32(Min(double(bs->nsample), Max(kSampleMin, kSamplePerList * bs->k)));
+        float *row = (float *) palloc(sizeof(float) * bs->dim);
+        for (uint32 i = 0; i < ntrain; i++) {
+            uint32 j = i + uint32(bs->rng.below(bs->nsample - i));
+            memcpy(row, bs->sample + Size(i) * bs->dim, sizeof(float) * bs->dim);
+            memmove(bs->sample + Size(i) * bs->dim, bs->sample + Size(j) * bs->dim, sizeof(float) * bs->dim);
+            memcpy(bs->sample + Size(j) * bs->dim, row, sizeof(float) * bs->dim);
+        }
+        pfree(row);
         drift::KMeansParams p{bs->k, bs->metric, kBuildSeed, 20};
-        drift::kmeans(bs->sample, bs->nsample, bs->dim, p, bs->centroids);
+        drift::kmeans(bs->sample, ntrain, bs->dim, p, bs->centroids);
         drift::sq8_fit(bs->sample, bs->nsample, bs->dim, bs->clip, bs->lo, bs->scale);
         pfree(bs->sample);
         bs->sample = NULL;
