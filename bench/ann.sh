@@ -9,8 +9,9 @@
 #   bench/ann.sh glove           ../shared/data/glove50 (cosine)
 #   bench/ann.sh gen N DIM       N clustered rows of DIM dimensions
 #
-# Environment: QUERIES (generated data, default 200), SECONDS_PER_POINT (QPS
-# measurement per setting, default 5), INSERT_ROWS (default 10% of N).
+# Environment: QUERIES (generated data, default 200), SECONDS_PER_POINT (each
+# of the three QPS runs per setting, best kept; default 3), INSERT_ROWS
+# (default 10% of N).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 make -s tools
@@ -18,7 +19,7 @@ source scripts/cluster.sh
 
 DATA=${1:-sift}
 QUERIES=${QUERIES:-200}
-SECS=${SECONDS_PER_POINT:-5}
+SECS=${SECONDS_PER_POINT:-3}
 WORK=$(pg_tmpdir bench)
 trap 'cluster_stop "$WORK/pg"; rm -rf "$WORK"' EXIT
 as_pg mkdir -p "$WORK/pg"
@@ -91,8 +92,14 @@ SELECT id FROM $table ORDER BY v $op (SELECT v FROM $qv WHERE id = :q) LIMIT 10;
             SELECT round(avg((SELECT count(*) FROM unnest(ARRAY(SELECT b.id FROM $table b ORDER BY b.v $op q.v LIMIT 10)) g
                                WHERE g = ANY (t.ids)))::numeric / 10, 3)
               FROM $qv q JOIN truth t USING (id)")
-        qps=$(as_pg env PGOPTIONS="-c $guc=$val -c enable_seqscan=off" pgbench -n -c 1 -T "$SECS" -f "$WORK/q_$table.sql" \
-                -h "$PGHOST" -p "$PGPORT" -U postgres bench 2>/dev/null | awk '/^tps/ {printf "%.0f", $3}')
+        # Best of three runs: on a shared machine, noise only ever slows a run.
+        qps=0
+        for _ in 1 2 3; do
+            local r
+            r=$(as_pg env PGOPTIONS="-c $guc=$val -c enable_seqscan=off" pgbench -n -c 1 -T "$SECS" -f "$WORK/q_$table.sql" \
+                  -h "$PGHOST" -p "$PGPORT" -U postgres bench 2>/dev/null | awk '/^tps/ {printf "%.0f", $3}')
+            [ "${r:-0}" -gt "$qps" ] && qps=$r
+        done
         results+=("| $name | $guc=$val | $recall | $qps |")
         echo "# $name $guc=$val recall@10=$recall qps=$qps" >&2
     done

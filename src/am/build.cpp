@@ -109,18 +109,29 @@ static void assign_callback(Relation, ItemPointer tid, Datum *values, bool *isnu
     pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, int64(bs->assigned));
 }
 
-// A new page at the end of fork, initialized as type and locked.
+// Pages are written through shared buffers, each locked only while one edit
+// is applied: a content lock holds off interrupts (the build must stay
+// cancellable) and a backend may hold only so many at once.
+
+// A new page at the end of fork, initialized as type: pinned, unlocked.
 static Buffer build_page(Relation index, ForkNumber fork, uint16 type) {
     Buffer buf = drift_new_buffer(index, fork);
     drift_page_init(BufferGetPage(buf), type);
     MarkBufferDirty(buf);
+    LockBuffer(buf, BUFFER_LOCK_UNLOCK);
     return buf;
 }
 
-// Writes a locked page out of the build (dirty, unlocked, unpinned).
-static void build_done(Buffer buf) {
+// Locks a build page for an edit and returns it.
+static Page build_edit(Buffer buf) {
+    LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+    return BufferGetPage(buf);
+}
+
+// Ends an edit: the page is dirty and unlocked.
+static void build_end(Buffer buf) {
     MarkBufferDirty(buf);
-    UnlockReleaseBuffer(buf);
+    LockBuffer(buf, BUFFER_LOCK_UNLOCK);
 }
 
 // Fills the metapage of a new index.
@@ -141,7 +152,7 @@ static void fill_meta(DriftMetaPage m, const BuildState *bs) {
     m->opt_clip_pct = bs->clip;
 }
 
-// Writer of one bucket chain during the build.
+// Writer of one bucket chain during the build (buffers pinned, unlocked).
 struct ChainWriter {
     Buffer hot, cold;
     BlockNumber head;
@@ -153,7 +164,9 @@ struct ChainWriter {
 static void chain_start(ChainWriter *w, Relation index, ForkNumber fork, uint32 b) {
     w->hot = build_page(index, fork, DRIFT_PAGE_HOT);
     w->cold = InvalidBuffer;
-    drift_hot_header(BufferGetPage(w->hot))->bucket = b;
+    Page page = build_edit(w->hot);
+    drift_hot_header(page)->bucket = b;
+    build_end(w->hot);
     w->head = BufferGetBlockNumber(w->hot);
     w->nlive = 0;
     w->radius = 0;
@@ -162,38 +175,45 @@ static void chain_start(ChainWriter *w, Relation index, ForkNumber fork, uint32 
 // Appends one entry to the chain being written.
 static void chain_add(ChainWriter *w, Relation index, ForkNumber fork, const DriftMetaPageData *meta, ItemPointer tid,
                       const uint8 *code, const float *vec) {
-    Page hot = BufferGetPage(w->hot);
+    Page hot = build_edit(w->hot);
     DriftHotHeader *h = drift_hot_header(hot);
     if (h->nslots == meta->hot_cap) {
         uint32 b = h->bucket;
         Buffer nbuf = build_page(index, fork, DRIFT_PAGE_HOT);
         DriftPageGetOpaque(hot)->next = BufferGetBlockNumber(nbuf);
-        build_done(w->hot);
-        if (BufferIsValid(w->cold)) build_done(w->cold);
+        build_end(w->hot);
+        ReleaseBuffer(w->hot);
+        if (BufferIsValid(w->cold)) ReleaseBuffer(w->cold);
         w->hot = nbuf;
         w->cold = InvalidBuffer;
-        hot = BufferGetPage(nbuf);
+        hot = build_edit(w->hot);
         h = drift_hot_header(hot);
         h->bucket = b;
     }
     uint16 s = h->nslots;
     if (s % meta->cold_cap == 0) {
-        if (BufferIsValid(w->cold)) build_done(w->cold);
+        if (BufferIsValid(w->cold)) ReleaseBuffer(w->cold);
         w->cold = build_page(index, fork, DRIFT_PAGE_COLD);
         h->cold[h->ncold++] = BufferGetBlockNumber(w->cold);
     }
-    drift_hot_put(meta, hot, BufferGetPage(w->cold), s, tid, code, vec);
+    drift_hot_put(meta, hot, build_edit(w->cold), s, tid, code, vec);
+    build_end(w->cold);
+    build_end(w->hot);
     w->nlive++;
 }
 
-// Closes a chain and records it in its directory entry.
-static void chain_finish(ChainWriter *w, DriftDirEntry e) {
+// Closes bucket b's chain and records it in its directory entry.
+static void chain_finish(ChainWriter *w, Relation index, const BlockNumber *dir, const DriftMetaPageData *meta, uint32 b) {
+    Buffer dbuf = ReadBuffer(index, dir[b / meta->dir_cap]);
+    DriftDirEntry e = drift_dir_entry(build_edit(dbuf), meta->dim, b % meta->dir_cap);
     e->head = w->head;
     e->tail = BufferGetBlockNumber(w->hot);
     e->nlive = w->nlive;
     e->radius = w->radius;
-    build_done(w->hot);
-    if (BufferIsValid(w->cold)) build_done(w->cold);
+    build_end(dbuf);
+    ReleaseBuffer(dbuf);
+    ReleaseBuffer(w->hot);
+    if (BufferIsValid(w->cold)) ReleaseBuffer(w->cold);
 }
 
 // Writes quantizer, directory and bucket chains from the sorted rows.
@@ -208,37 +228,52 @@ static void write_trained(BuildState *bs, ForkNumber fork, DriftMetaPage meta) {
     Buffer prev = InvalidBuffer;
     for (Size done = 0; done < qbytes;) {
         Buffer buf = build_page(index, fork, DRIFT_PAGE_BLOB);
-        Page page = BufferGetPage(buf);
+        Page page = build_edit(buf);
         Size n = Min(qbytes - done, Size(DRIFT_BLOB_CAPACITY));
         memcpy(drift_blob_data(page), qdata + done, n);
         drift_blob_header(page)->nbytes = uint32(n);
         drift_page_set_bounds(page, dim);
+        build_end(buf);
         done += n;
         if (BufferIsValid(prev)) {
-            DriftPageGetOpaque(BufferGetPage(prev))->next = BufferGetBlockNumber(buf);
-            build_done(prev);
+            Page ppage = build_edit(prev);  // not inside the macro: it evaluates its argument twice
+            DriftPageGetOpaque(ppage)->next = BufferGetBlockNumber(buf);
+            build_end(prev);
+            ReleaseBuffer(prev);
         } else
             meta->quant_head = BufferGetBlockNumber(buf);
         prev = buf;
     }
-    build_done(prev);
+    ReleaseBuffer(prev);
 
-    // Directory pages, kept locked until every chain is written.
+    // Directory pages, linked, with every bucket's centroid.
     uint32 ndir = (bs->k + meta->dir_cap - 1) / meta->dir_cap;
-    Buffer *dir = (Buffer *) palloc(sizeof(Buffer) * ndir);
+    BlockNumber *dir = (BlockNumber *) palloc(sizeof(BlockNumber) * ndir);
+    Buffer dprev = InvalidBuffer;
     for (uint32 i = 0; i < ndir; i++) {
-        dir[i] = build_page(index, fork, DRIFT_PAGE_DIR);
-        drift_dir_header(BufferGetPage(dir[i]))->nentries = Min(meta->dir_cap, bs->k - i * meta->dir_cap);
-        drift_page_set_bounds(BufferGetPage(dir[i]), dim);
-        if (i > 0) DriftPageGetOpaque(BufferGetPage(dir[i - 1]))->next = BufferGetBlockNumber(dir[i]);
+        Buffer buf = build_page(index, fork, DRIFT_PAGE_DIR);
+        dir[i] = BufferGetBlockNumber(buf);
+        Page page = build_edit(buf);
+        uint32 n = Min(uint32(meta->dir_cap), bs->k - i * meta->dir_cap);
+        drift_dir_header(page)->nentries = n;
+        for (uint32 j = 0; j < n; j++) {
+            DriftDirEntry e = drift_dir_entry(page, dim, j);
+            e->head = e->tail = InvalidBlockNumber;
+            memcpy(e->centroid, bs->centroids + Size(i * meta->dir_cap + j) * dim, sizeof(float) * dim);
+        }
+        drift_page_set_bounds(page, dim);
+        build_end(buf);
+        if (BufferIsValid(dprev)) {
+            Page ppage = build_edit(dprev);
+            DriftPageGetOpaque(ppage)->next = dir[i];
+            build_end(dprev);
+            ReleaseBuffer(dprev);
+        }
+        dprev = buf;
     }
-    meta->dir_head = BufferGetBlockNumber(dir[0]);
+    ReleaseBuffer(dprev);
+    meta->dir_head = dir[0];
     meta->nbuckets = bs->k;
-    for (uint32 b = 0; b < bs->k; b++) {
-        DriftDirEntry e = drift_dir_entry(BufferGetPage(dir[b / meta->dir_cap]), dim, b % meta->dir_cap);
-        e->head = e->tail = InvalidBlockNumber;
-        memcpy(e->centroid, bs->centroids + Size(b) * dim, sizeof(float) * dim);
-    }
 
     // Bucket chains in bucket order; every bucket gets at least one page.
     drift::Sq8 q{dim, bs->lo, bs->scale};
@@ -253,7 +288,7 @@ static void write_trained(BuildState *bs, ForkNumber fork, DriftMetaPage meta) {
         bytea *vb = DatumGetByteaPP(slot_getattr(bs->slot, 3, &isnull));
         const float *v = (const float *) VARDATA_ANY(vb);
         while (cur < int64(b)) {
-            if (cur >= 0) chain_finish(&w, drift_dir_entry(BufferGetPage(dir[cur / meta->dir_cap]), dim, cur % meta->dir_cap));
+            if (cur >= 0) chain_finish(&w, index, dir, meta, uint32(cur));
             cur++;
             chain_start(&w, index, fork, uint32(cur));
         }
@@ -266,11 +301,10 @@ static void write_trained(BuildState *bs, ForkNumber fork, DriftMetaPage meta) {
         CHECK_FOR_INTERRUPTS();
     }
     while (cur < int64(bs->k)) {
-        if (cur >= 0) chain_finish(&w, drift_dir_entry(BufferGetPage(dir[cur / meta->dir_cap]), dim, cur % meta->dir_cap));
+        if (cur >= 0) chain_finish(&w, index, dir, meta, uint32(cur));
         cur++;
         if (cur < int64(bs->k)) chain_start(&w, index, fork, uint32(cur));
     }
-    for (uint32 i = 0; i < ndir; i++) build_done(dir[i]);
     meta->flags |= DRIFT_META_TRAINED;
     meta->build_rows = uint64(written);
 }
@@ -310,7 +344,7 @@ static void build_index(BuildState *bs, IndexInfo *indexInfo, ForkNumber fork) {
             memcpy(bs->sample + Size(j) * bs->dim, row, sizeof(float) * bs->dim);
         }
         pfree(row);
-        drift::KMeansParams p{bs->k, bs->metric, kBuildSeed, 20};
+        drift::KMeansParams p{bs->k, bs->metric, kBuildSeed, 20, drift_interrupt()};
         drift::kmeans(bs->sample, ntrain, bs->dim, p, bs->centroids);
         drift::sq8_fit(bs->sample, bs->nsample, bs->dim, bs->clip, bs->lo, bs->scale);
         pfree(bs->sample);
@@ -342,8 +376,10 @@ static void build_index(BuildState *bs, IndexInfo *indexInfo, ForkNumber fork) {
                          errdetail("Rows inserted from now on are searched exactly until the index is trained."),
                          errhint("REINDEX the index once the table holds representative data.")));
     }
-    *DriftPageGetMeta(BufferGetPage(mbuf)) = meta;
-    build_done(mbuf);
+    Page mpage = build_edit(mbuf);
+    *DriftPageGetMeta(mpage) = meta;
+    build_end(mbuf);
+    ReleaseBuffer(mbuf);
 
     if (fork == INIT_FORKNUM || RelationNeedsWAL(bs->index))
         log_newpage_range(bs->index, fork, 0, RelationGetNumberOfBlocksInFork(bs->index, fork), true);

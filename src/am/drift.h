@@ -7,6 +7,7 @@
 extern "C" {
 #include "access/amapi.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 }
 
@@ -66,22 +67,29 @@ void drift_set_dimension(Relation index, uint32 dim);
 
 // Runs fn, the body of a function PostgreSQL calls, and returns its result:
 // a C++ exception becomes an ERROR raised after the handler has finished, so
-// no exception is in flight when PostgreSQL longjmps. fn may call PostgreSQL
-// (an ERROR longjmps through the try block, which is safe) as long as its
-// frames hold no object with a destructor.
+// no exception is in flight when PostgreSQL longjmps; drift::Cancelled
+// (core saw drift_interrupt true) becomes the pending cancel or shutdown.
+// fn may call PostgreSQL (an ERROR longjmps through the try block, which is
+// safe) as long as its frames hold no object with a destructor.
 template <class F>
 inline auto drift_guard(const char *what, F &&fn) -> decltype(fn()) {
     char msg[256];
     try {
         return fn();
+    } catch (const drift::Cancelled &) {
+        snprintf(msg, sizeof(msg), "interrupted");
     } catch (const std::exception &e) {
         snprintf(msg, sizeof(msg), "%s", e.what());
     } catch (...) {
         snprintf(msg, sizeof(msg), "unknown exception");
     }
+    CHECK_FOR_INTERRUPTS();
     ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("drift: %s failed: %s", what, msg)));
     pg_unreachable();
 }
+
+// An interrupt predicate for core computations: a cancel or termination is pending.
+drift::Interrupt drift_interrupt();
 
 extern "C" {
 // Distance functions, whose addresses identify an opclass's metric.

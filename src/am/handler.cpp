@@ -153,6 +153,15 @@ static bool drift_amvalidate(Oid opclassoid) {
     });
 }
 
+// True if a query cancel or backend termination is pending.
+static bool interrupt_pending(void *) { return InterruptPending; }
+
+drift::Interrupt drift_interrupt() {
+    drift::Interrupt i;
+    i.pending = interrupt_pending;
+    return i;
+}
+
 drift::Metric drift_index_metric(Relation index) {
     PGFunction fn = index_getprocinfo(index, 1, 1)->fn_addr;
     if (fn == drift_l2_distance) return drift::Metric::L2;

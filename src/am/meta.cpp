@@ -82,7 +82,8 @@ void drift_set_dimension(Relation index, uint32 dim) {
     DriftMetaPage m = DriftPageGetMeta(BufferGetPage(buf));
     if (m->dim == 0) {
         GenericXLogState *st = GenericXLogStart(index);
-        m = DriftPageGetMeta(GenericXLogRegisterBuffer(st, buf, 0));
+        Page page = GenericXLogRegisterBuffer(st, buf, 0);
+        m = DriftPageGetMeta(page);
         m->dim = dim;
         m->cold_cap = drift_vec_capacity(dim);
         m->hot_cap = drift_hot_capacity(dim, m->cold_cap);

@@ -26,4 +26,21 @@ class Error : public std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+// Raised when a long computation sees its caller's interrupt predicate true
+// (the caller then reports the interrupt its own way).
+class Cancelled : public Error {
+  public:
+    Cancelled() : Error("cancelled") {}
+};
+
+// A caller's "stop now?" predicate, polled by long computations.
+struct Interrupt {
+    bool (*pending)(void *arg) = nullptr;
+    void *arg = nullptr;
+    // Throws Cancelled if the caller wants to stop.
+    void check() const {
+        if (pending && pending(arg)) throw Cancelled();
+    }
+};
+
 }  // namespace drift

@@ -53,7 +53,7 @@ namespace {
 
 // k-means++ seeding on the first m rows of a shuffled order.
 void seed_plus_plus(const float *data, const std::vector<size_t> &order, size_t m, size_t dim, size_t k, Rng &rng,
-                    float *centroids) {
+                    const Interrupt &interrupt, float *centroids) {
     const Kernels &kn = kernels();
     std::vector<float> d2(m);
     size_t first = order[rng.below(m)];
@@ -64,6 +64,7 @@ void seed_plus_plus(const float *data, const std::vector<size_t> &order, size_t 
         total += d2[i];
     }
     for (size_t c = 1; c < k; ++c) {
+        if (c % 64 == 0) interrupt.check();
         size_t pick = 0;
         if (total > 0) {
             double r = rng.uniform() * total, acc = 0;
@@ -97,13 +98,14 @@ KMeansResult kmeans(const float *data, size_t n, size_t dim, const KMeansParams 
     for (size_t i = 0; i < n; ++i) order[i] = i;
     for (size_t i = n - 1; i > 0; --i) std::swap(order[i], order[rng.below(i + 1)]);
     size_t m = std::min(n, std::max<size_t>(16 * k, 4096));
-    seed_plus_plus(data, order, m, dim, k, rng, centroids);
+    seed_plus_plus(data, order, m, dim, k, rng, p.interrupt, centroids);
 
     std::vector<uint32_t> assign(n, UINT32_MAX), prev(n);
     std::vector<float> dist(n);
     std::vector<double> sums(k * dim);
     std::vector<size_t> counts(k);
     for (int it = 0; it < p.max_iterations; ++it) {
+        p.interrupt.check();
         prev.swap(assign);
         nearest_centroids(data, n, centroids, k, dim, assign.data(), dist.data());
         size_t changed = 0;

@@ -10,6 +10,7 @@ struct KMeansParams {
     Metric metric;       // Cosine: data are unit vectors, centroids are renormalized
     uint64_t seed;       // same data + same seed = same centroids
     int max_iterations;  // Lloyd iterations at most
+    Interrupt interrupt;  // polled between steps; throws Cancelled
 };
 
 // What a training run did.

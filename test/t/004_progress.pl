@@ -36,5 +36,18 @@ cmp_ok(scalar(@drift), '>=', 2, 'drift build phases are reported: ' . join(', ',
 ok(defined $tuples_done, 'rows done are reported');
 is($node->safe_psql('postgres', "SELECT live_entries FROM drift_index_stats('items_idx')"), '150000', 'every row is indexed');
 
+# A cancel during training stops the build at once, leaving no index.
+$build = IPC::Run::start(
+    [ 'psql', '-X', '-q', '-h', $node->host, '-p', $node->port, '-d', 'postgres',
+      '-c', 'CREATE INDEX items_idx2 ON items USING drift (v) WITH (lists = 2000)' ],
+    '>', \$out, '2>', \$err);
+my $cancelled = $node->poll_query_until('postgres',
+    "SELECT pg_cancel_backend(pid) FROM pg_stat_progress_create_index
+      WHERE relid = 'items'::regclass AND phase = 'building index: training centroids and quantizer'");
+ok($cancelled, 'the build was cancelled while training');
+ok(!$build->finish, 'the cancelled build fails');
+like($err, qr/canceling statement due to user request/, 'as a cancel');
+is($node->safe_psql('postgres', "SELECT count(*) FROM pg_class WHERE relname = 'items_idx2'"), '0', 'leaving no index');
+
 $node->stop;
 done_testing();

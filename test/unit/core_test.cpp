@@ -187,7 +187,7 @@ TEST(KMeans, FindsKnownClusters) {
             for (size_t j = 0; j < dim; ++j) data.push_back(cc[j] + float(r.uniform() - 0.5));
     }
     std::vector<float> got(k * dim);
-    drift::KMeansParams p{k, Metric::L2, 42, 25};
+    drift::KMeansParams p{k, Metric::L2, 42, 25, {}};
     drift::kmeans(data.data(), k * per, dim, p, got.data());
     for (size_t c = 0; c < k; ++c) {
         float d;
@@ -201,7 +201,7 @@ TEST(KMeans, SameSeedSameCentroids) {
     size_t n = 1000, dim = 8, k = 10;
     std::vector<float> data = random_rows(r, n, dim);
     std::vector<float> a(k * dim), b(k * dim);
-    drift::KMeansParams p{k, Metric::L2, 7, 10};
+    drift::KMeansParams p{k, Metric::L2, 7, 10, {}};
     drift::kmeans(data.data(), n, dim, p, a.data());
     drift::kmeans(data.data(), n, dim, p, b.data());
     EXPECT_EQ(a, b);
@@ -216,7 +216,7 @@ TEST(KMeans, RescuesEmptyClusters) {
         data.push_back(float(i % 3));
     }
     std::vector<float> got(k * dim);
-    drift::KMeansParams p{k, Metric::L2, 1, 10};
+    drift::KMeansParams p{k, Metric::L2, 1, 10, {}};
     drift::KMeansResult res = drift::kmeans(data.data(), n, dim, p, got.data());
     EXPECT_GT(res.rescued, 0u);
     for (float x : got) EXPECT_TRUE(std::isfinite(x));
@@ -227,7 +227,7 @@ TEST(KMeans, CosineCentroidsAreUnit) {
     size_t n = 400, dim = 10, k = 4;
     std::vector<float> data = random_rows(r, n, dim, -1, 1, true);
     std::vector<float> got(k * dim);
-    drift::KMeansParams p{k, Metric::Cosine, 1, 10};
+    drift::KMeansParams p{k, Metric::Cosine, 1, 10, {}};
     drift::kmeans(data.data(), n, dim, p, got.data());
     for (size_t c = 0; c < k; ++c)
         EXPECT_NEAR(drift::kernels().dot(&got[c * dim], &got[c * dim], dim), 1.0f, 1e-4f);
@@ -248,9 +248,21 @@ TEST(KMeans, BatchedNearestMatchesSingle) {
     }
 }
 
+// A pending interrupt stops training with Cancelled, before any iteration.
+TEST(KMeans, StopsWhenInterrupted) {
+    drift::Rng r{10};
+    std::vector<float> data = random_rows(r, 500, 8), got(10 * 8);
+    int polls = 0;
+    drift::KMeansParams p{10, Metric::L2, 1, 10, {}};
+    p.interrupt.arg = &polls;
+    p.interrupt.pending = [](void *arg) { return ++*static_cast<int *>(arg) >= 1; };
+    EXPECT_THROW(drift::kmeans(data.data(), 500, 8, p, got.data()), drift::Cancelled);
+    EXPECT_EQ(polls, 1);
+}
+
 TEST(KMeans, RejectsTooManyClusters) {
     float x[2] = {0, 1}, c[6];
-    drift::KMeansParams p{3, Metric::L2, 1, 10};
+    drift::KMeansParams p{3, Metric::L2, 1, 10, {}};
     EXPECT_THROW(drift::kmeans(x, 2, 1, p, c), drift::Error);
 }
 
