@@ -92,6 +92,13 @@ CREATE INDEX ON ints USING drift (a drift_l2_ops);
 CREATE TABLE wide (v real[]);
 INSERT INTO wide SELECT array_agg(1::real) FROM generate_series(1, 2001);
 CREATE INDEX ON wide USING drift (v);
+-- a build with hundreds of directory pages (two 1000-d centroids per page)
+CREATE TABLE wide2 (id int, v real[]);
+INSERT INTO wide2 SELECT i, (SELECT array_agg(sin(i * j)::real) FROM generate_series(1, 1000) j) FROM generate_series(1, 600) i;
+CREATE INDEX wide2_idx ON wide2 USING drift (v) WITH (lists = 500);
+SELECT dimension, lists, live_entries FROM drift_index_stats('wide2_idx');
+SELECT count(*) AS problems FROM drift_verify('wide2_idx');
+DROP TABLE wide2;
 -- one column only
 CREATE INDEX ON items USING drift (v, v);
 
