@@ -43,7 +43,7 @@ struct ScanResult {
 // Per-scan state; plain data in the scan's memory context.
 struct DriftScanOpaqueData {
     MemoryContext ctx;
-    bool started;
+    bool started;           /* start_scan ran since the last rescan */
     DriftMetaPageData meta;
     drift::Metric metric;
     uint32 dim;
@@ -77,47 +77,43 @@ void drift_amrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderby
         if (orderbys && scan->numberOfOrderBys > 0)
             memmove(scan->orderByData, orderbys, scan->numberOfOrderBys * sizeof(ScanKeyData));
         MemoryContextReset(so->ctx);
-        so->started = false;
+        so->started = false;  // start_scan, at the first amgettuple, rebuilds the state
     });
 }
 
-// Appends a candidate, growing the array.
-static void add_cand(DriftScanOpaque so, float approx, ItemPointer tid, BlockNumber cold, uint16 slot) {
-    if (so->ncands == so->capcands) {
-        so->capcands = Max(Size(1024), so->capcands * 2);
-        so->cands = so->cands ? (ScanCand *) repalloc_huge(so->cands, sizeof(ScanCand) * so->capcands)
-                              : (ScanCand *) MemoryContextAllocHuge(so->ctx, sizeof(ScanCand) * so->capcands);
+// Appends v to a growing array in the scan's memory context.
+template <class T>
+static void append(DriftScanOpaque so, T *&arr, Size &n, Size &cap, const T &v) {
+    if (n == cap) {
+        cap = Max(Size(256), cap * 2);
+        arr = arr ? (T *) repalloc_huge(arr, sizeof(T) * cap) : (T *) MemoryContextAllocHuge(so->ctx, sizeof(T) * cap);
     }
-    so->cands[so->ncands++] = ScanCand{approx, *tid, cold, slot};
+    arr[n++] = v;
 }
 
 // Appends a row with an exact distance to the current batch.
 static void add_result(DriftScanOpaque so, float dist, ItemPointer tid) {
-    if (so->nresults == so->capresults) {
-        so->capresults = Max(Size(256), so->capresults * 2);
-        so->results = so->results ? (ScanResult *) repalloc_huge(so->results, sizeof(ScanResult) * so->capresults)
-                                  : (ScanResult *) MemoryContextAllocHuge(so->ctx, sizeof(ScanResult) * so->capresults);
-    }
-    so->results[so->nresults++] = ScanResult{dist, *tid};
+    append(so, so->results, so->nresults, so->capresults, ScanResult{dist, *tid});
 }
 
-// Prepares the query, the SQ8 table and the bucket probe order.
+static void scan_l0(IndexScanDesc scan);
+
+// Starts a scan: the query, the SQ8 table, the bucket order, and the first
+// batch with every L0 row.
 static void start_scan(IndexScanDesc scan) {
     DriftScanOpaque so = (DriftScanOpaque) scan->opaque;
     Relation index = scan->indexRelation;
     if (scan->numberOfOrderBys == 0)
         ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("a drift index can only be scanned in distance order"),
                         errhint("Use ORDER BY column <-> query LIMIT n.")));
+    MemoryContext ctx = so->ctx;
+    memset(so, 0, sizeof(*so));  // everything it pointed to was in ctx, reset by rescan
+    so->ctx = ctx;
+    so->started = true;
     DriftInfo *info = drift_info(index);
     so->meta = info->meta;
     so->metric = info->metric;
     so->dim = info->meta.dim;
-    so->probed = 0;
-    so->ncands = so->candpos = so->capcands = 0;
-    so->nresults = so->respos = so->capresults = 0;
-    so->cands = NULL;
-    so->results = NULL;
-    so->nbuckets = 0;
 
     HASHCTL hctl;
     hctl.keysize = sizeof(ItemPointerData);
@@ -135,6 +131,7 @@ static void start_scan(IndexScanDesc scan) {
         so->query = drift_index_vector(index, key->sk_argument, dim, so->metric, &qdim);
         if (dim == 0) dim = so->dim = qdim;
     }
+    scan_l0(scan);
     if (!(so->meta.flags & DRIFT_META_TRAINED)) return;
 
     // Score every centroid; each probe round takes the nearest ones left.
@@ -159,36 +156,33 @@ static void start_scan(IndexScanDesc scan) {
 // under the scan.
 static void probe_bucket(IndexScanDesc scan, BlockNumber head) {
     DriftScanOpaque so = (DriftScanOpaque) scan->opaque;
+    Relation index = scan->indexRelation;
     const DriftMetaPageData *meta = &so->meta;
-    Buffer buf = drift_read_locked(scan->indexRelation, head, BUFFER_LOCK_SHARE, DRIFT_PAGE_HOT, meta);
+    Buffer buf = drift_read_locked(index, head, BUFFER_LOCK_SHARE, DRIFT_PAGE_HOT, meta);
     for (;;) {
         Page page = BufferGetPage(buf);
-        uint16 type = DriftPageGetOpaque(page)->type;
-        if (type == DRIFT_PAGE_HOT) {
-            drift_check_page(scan->indexRelation, page, BufferGetBlockNumber(buf), DRIFT_PAGE_HOT, meta);
+        BlockNumber blkno = BufferGetBlockNumber(buf);
+        // A page VACUUM unlinked while this scan was on its way holds no entry.
+        if (drift_page_type(page) != DRIFT_PAGE_FREE) {
+            if (blkno != head) drift_check_page(index, page, blkno, DRIFT_PAGE_HOT, meta);
             DriftHotHeader *h = drift_hot_header(page);
             ItemPointerData *tids = drift_hot_tids(page);
             for (uint16 s = 0; s < h->nslots; s++) {
                 if (!ItemPointerIsValid(&tids[s])) continue;
                 uint16 ci = s / meta->cold_cap;
-                if (ci >= h->ncold) drift_corrupt(scan->indexRelation, BufferGetBlockNumber(buf), "A slot has no cold page.");
+                if (ci >= h->ncold) drift_corrupt(index, blkno, "A slot has no cold page.");
                 float d = drift::sq8_distance(so->table, drift_hot_code(page, meta->dim, s));
-                add_cand(so, d, &tids[s], h->cold[ci], s % meta->cold_cap);
+                append(so, so->cands, so->ncands, so->capcands, ScanCand{d, tids[s], h->cold[ci], uint16(s % meta->cold_cap)});
             }
-        } else if (type != DRIFT_PAGE_FREE) {
-            drift_check_page(scan->indexRelation, page, BufferGetBlockNumber(buf), DRIFT_PAGE_HOT, meta);
         }
         BlockNumber next = DriftPageGetOpaque(page)->next;
         LockBuffer(buf, BUFFER_LOCK_UNLOCK);
         if (next == InvalidBlockNumber) break;
-        if (!drift_block_exists(scan->indexRelation, next))
-            drift_corrupt(scan->indexRelation, BufferGetBlockNumber(buf), "A page link points outside the index.");
-        Buffer nbuf = ReadBuffer(scan->indexRelation, next);
+        if (!drift_block_exists(index, next)) drift_corrupt(index, blkno, "A page link points outside the index.");
+        Buffer nbuf = ReadBuffer(index, next);
         ReleaseBuffer(buf);
         buf = nbuf;
         LockBuffer(buf, BUFFER_LOCK_SHARE);
-        if (PageIsNew(BufferGetPage(buf)))
-            drift_corrupt(scan->indexRelation, next, "A bucket chain links to an uninitialized page.");
     }
     ReleaseBuffer(buf);
 }
@@ -228,7 +222,10 @@ static void rerank(IndexScanDesc scan, Size from, Size to) {
             LockBuffer(buf, BUFFER_LOCK_SHARE);
         }
         Page page = BufferGetPage(buf);
-        if (PageIsNew(page) || DriftPageGetOpaque(page)->type != DRIFT_PAGE_COLD) continue;
+        // A page recycled since the bucket was read holds no live candidate;
+        // anything that is not a drift page at all is corruption.
+        int type = drift_page_type(page);
+        if (type == 0 || (type > 0 && type != DRIFT_PAGE_COLD)) continue;
         drift_check_page(scan->indexRelation, page, c->cold, DRIFT_PAGE_COLD, &so->meta);
         if (c->slot >= drift_vec_header(page)->nslots) continue;
         DriftVecEntry e = drift_vec_entry(page, so->dim, c->slot);
@@ -238,15 +235,14 @@ static void rerank(IndexScanDesc scan, Size from, Size to) {
     if (BufferIsValid(buf)) UnlockReleaseBuffer(buf);
 }
 
-// Fills the next batch; false when the scan has nothing more to give.
+// Adds the next re-ranked round of candidates to the batch (which may hold
+// rows already: the first one holds L0's), probing further buckets when the
+// probed ones are used up, until the batch has rows; false if it has none
+// because the scan has nothing more to give.
 static bool next_batch(IndexScanDesc scan) {
     DriftScanOpaque so = (DriftScanOpaque) scan->opaque;
-    so->nresults = so->respos = 0;
-    if (!so->started) {
-        so->started = true;
-        scan_l0(scan);
-    }
-    while (so->nresults == 0) {
+    bool reranked = false;
+    while (!(reranked && so->nresults > 0)) {
         if (so->candpos == so->ncands) {
             if (so->probed >= so->max_probes) break;
             // Probe the next round of buckets; drop the used candidates.
@@ -265,6 +261,7 @@ static bool next_batch(IndexScanDesc scan) {
                                [](const ScanCand &a, const ScanCand &b) { return a.approx < b.approx; });
         rerank(scan, so->candpos, so->candpos + take);
         so->candpos += take;
+        reranked = true;
     }
     std::sort(so->results, so->results + so->nresults,
               [](const ScanResult &a, const ScanResult &b) { return a.dist < b.dist; });
@@ -277,6 +274,7 @@ bool drift_amgettuple(IndexScanDesc scan, ScanDirection) {
         MemoryContext old = MemoryContextSwitchTo(so->ctx);
         if (!so->started) {
             start_scan(scan);
+            next_batch(scan);
             pgstat_count_index_scan(scan->indexRelation);
         }
         for (;;) {
@@ -291,6 +289,7 @@ bool drift_amgettuple(IndexScanDesc scan, ScanDirection) {
                 MemoryContextSwitchTo(old);
                 return true;
             }
+            so->nresults = so->respos = 0;
             if (!next_batch(scan)) break;
         }
         MemoryContextSwitchTo(old);
