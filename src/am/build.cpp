@@ -139,14 +139,9 @@ static void fill_meta(DriftMetaPage m, const BuildState *bs) {
     memset(m, 0, sizeof(*m));
     m->magic = DRIFT_MAGIC;
     m->version = DRIFT_FORMAT_VERSION;
-    m->dim = bs->dim;
+    drift_meta_set_dim(m, bs->dim);
     m->metric = uint16(bs->metric);
     m->generation = 1;
-    if (bs->dim > 0) {
-        m->cold_cap = drift_vec_capacity(bs->dim);
-        m->hot_cap = drift_hot_capacity(bs->dim, m->cold_cap);
-        m->dir_cap = drift_dir_capacity(bs->dim);
-    }
     m->quant_head = m->dir_head = m->l0_head = m->l0_tail = InvalidBlockNumber;
     m->opt_lists = bs->lists;
     m->opt_clip_pct = bs->clip;

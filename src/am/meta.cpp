@@ -84,10 +84,7 @@ void drift_set_dimension(Relation index, uint32 dim) {
         GenericXLogState *st = GenericXLogStart(index);
         Page page = GenericXLogRegisterBuffer(st, buf, 0);
         m = DriftPageGetMeta(page);
-        m->dim = dim;
-        m->cold_cap = drift_vec_capacity(dim);
-        m->hot_cap = drift_hot_capacity(dim, m->cold_cap);
-        m->dir_cap = drift_dir_capacity(dim);
+        drift_meta_set_dim(m, dim);
         m->generation++;
         GenericXLogFinish(st);
     }

@@ -21,10 +21,9 @@ extern "C" {
 }
 
 // Clears dead TIDs in a hot page; returns live entries left.
-static uint32 vacuum_hot(Relation index, Buffer buf, const DriftMetaPageData *meta, IndexBulkDeleteCallback cb,
-                         void *cbstate, IndexBulkDeleteResult *stats) {
+static uint32 vacuum_hot(Relation index, Buffer buf, IndexBulkDeleteCallback cb, void *cbstate,
+                         IndexBulkDeleteResult *stats) {
     Page page = BufferGetPage(buf);
-    Assert(drift_hot_header(page)->nslots <= meta->hot_cap);
     DriftHotHeader *h = drift_hot_header(page);
     ItemPointerData *tids = drift_hot_tids(page);
     OffsetNumber dead[PG_UINT16_MAX / 4];
@@ -132,8 +131,7 @@ static uint32 unlink_empty(Relation index, const DriftMetaPageData *meta, BlockN
         for (uint16 i = 0; i < h.ncold; i++) {
             cold[nc] = ReadBuffer(index, h.cold[i]);
             LockBuffer(cold[nc], BUFFER_LOCK_EXCLUSIVE);
-            Page cp = BufferGetPage(cold[nc]);
-            if (PageIsNew(cp) || DriftPageGetOpaque(cp)->type != DRIFT_PAGE_COLD)
+            if (drift_page_type(BufferGetPage(cold[nc])) != DRIFT_PAGE_COLD)
                 UnlockReleaseBuffer(cold[nc]);
             else
                 nc++;
@@ -161,12 +159,17 @@ static BlockNumber *bulk_pass(IndexVacuumInfo *info, const DriftMetaPageData *me
         Buffer buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL, info->strategy);
         LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
         Page page = BufferGetPage(buf);
-        uint16 type = PageIsNew(page) ? uint16(DRIFT_PAGE_FREE) : DriftPageGetOpaque(page)->type;
-        if (!PageIsNew(page)) drift_check_page(index, page, blkno, type, meta);
+        int type = drift_page_type(page);
+        if (type < 0) {
+            UnlockReleaseBuffer(buf);
+            drift_corrupt(index, blkno, "The page does not carry the drift page ID in a drift special space.");
+        }
+        if (type == 0) type = DRIFT_PAGE_FREE;
+        else drift_check_page(index, page, blkno, uint16(type), meta);
         if (type == DRIFT_PAGE_HOT) {
             uint32 b = drift_hot_header(page)->bucket;
             if (b >= meta->nbuckets) drift_corrupt(index, blkno, "A bucket page names a bucket that does not exist.");
-            uint32 n = vacuum_hot(index, buf, meta, cb, cbstate, stats);
+            uint32 n = vacuum_hot(index, buf, cb, cbstate, stats);
             live[b] += n;
             stats->num_index_tuples += n;
             if (n == 0 && DriftPageGetOpaque(page)->next != InvalidBlockNumber) needs[b] = true;

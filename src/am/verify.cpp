@@ -183,14 +183,11 @@ static void verify_unreached(Verifier *v) {
         CHECK_FOR_INTERRUPTS();
         Buffer buf = ReadBuffer(v->index, blkno);
         LockBuffer(buf, BUFFER_LOCK_SHARE);
-        Page page = BufferGetPage(buf);
-        if (!PageIsNew(page)) {
-            DriftPageOpaque op = DriftPageGetOpaque(page);
-            if (PageGetSpecialSize(page) != MAXALIGN(sizeof(DriftPageOpaqueData)) || op->page_id != DRIFT_PAGE_ID)
-                report(v, blkno, "an unreachable page is not a drift page");
-            else if (op->type != DRIFT_PAGE_FREE)
-                report(v, blkno, "a page of type %u is in use but no chain reaches it", op->type);
-        }
+        int type = drift_page_type(BufferGetPage(buf));
+        if (type < 0)
+            report(v, blkno, "an unreachable page is not a drift page");
+        else if (type != 0 && type != DRIFT_PAGE_FREE)
+            report(v, blkno, "a page of type %d is in use but no chain reaches it", type);
         UnlockReleaseBuffer(buf);
     }
 }
@@ -211,12 +208,9 @@ Datum drift_verify(PG_FUNCTION_ARGS) {
         v.meta = *DriftPageGetMeta(BufferGetPage(buf));
         UnlockReleaseBuffer(buf);
         v.seen[DRIFT_METAPAGE_BLKNO] = true;
-        if (problem)
+        if (problem == NULL) problem = drift_meta_problem(&v.meta, detail, sizeof(detail));
+        if (problem != NULL)
             report(&v, DRIFT_METAPAGE_BLKNO, "%s", problem);
-        else if (v.meta.magic != DRIFT_MAGIC || v.meta.version != DRIFT_FORMAT_VERSION)
-            report(&v, DRIFT_METAPAGE_BLKNO, "wrong magic number or format version");
-        else if (v.meta.dim > drift::kMaxDim || (v.meta.dim > 0 && (v.meta.hot_cap == 0 || v.meta.cold_cap == 0)))
-            report(&v, DRIFT_METAPAGE_BLKNO, "invalid dimension or capacities");
         else {
             if (v.meta.flags & DRIFT_META_TRAINED) verify_buckets(&v);
             verify_l0(&v);

@@ -1,4 +1,5 @@
 // Buffer access and page allocation for drift indexes.
+#include "../core/core.hpp"  // before any PostgreSQL header
 #include "buffers.h"
 
 bool drift_block_exists(Relation index, BlockNumber blkno) {
@@ -13,33 +14,36 @@ bool drift_block_exists(Relation index, BlockNumber blkno) {
 }
 
 Buffer drift_read_locked(Relation index, BlockNumber blkno, int mode, uint16 type, const DriftMetaPageData *meta) {
-    if (!drift_block_exists(index, blkno))
-        drift_corrupt(index, blkno, "A page link points outside the index.");
+    if (!drift_block_exists(index, blkno)) drift_corrupt(index, blkno, "A page link points outside the index.");
     Buffer buf = ReadBuffer(index, blkno);
     LockBuffer(buf, mode);
-    Page page = BufferGetPage(buf);
-    if (PageIsNew(page) || DriftPageGetOpaque(page)->type != type || DriftPageGetOpaque(page)->page_id != DRIFT_PAGE_ID) {
-        // Release before raising, so the error path leaves no lock behind.
-        char copy[BLCKSZ];
-        memcpy(copy, page, BLCKSZ);
+    char detail[96];
+    const char *problem = drift_page_problem(BufferGetPage(buf), type, meta, detail, sizeof(detail));
+    if (problem != NULL) {
         UnlockReleaseBuffer(buf);
-        drift_check_page(index, copy, blkno, type, meta);
-        drift_corrupt(index, blkno, "The page changed type while it was read.");
+        drift_corrupt(index, blkno, problem);
     }
-    drift_check_page(index, page, blkno, type, meta);
     return buf;
 }
 
-void drift_check_meta(Relation index, const DriftMetaPageData *meta) {
-    if (meta->magic != DRIFT_MAGIC) drift_corrupt(index, DRIFT_METAPAGE_BLKNO, "The metapage has the wrong magic number.");
+const char *drift_meta_problem(const DriftMetaPageData *meta, char *buf, Size buflen) {
+    if (meta->magic != DRIFT_MAGIC) return "The metapage has the wrong magic number.";
     if (meta->version != DRIFT_FORMAT_VERSION) {
-        char detail[96];
-        snprintf(detail, sizeof(detail), "Format version %u is not the supported version %u.", meta->version,
-                 DRIFT_FORMAT_VERSION);
-        drift_corrupt(index, DRIFT_METAPAGE_BLKNO, detail);
+        snprintf(buf, buflen, "Format version %u is not the supported version %u.", meta->version, DRIFT_FORMAT_VERSION);
+        return buf;
     }
-    if (meta->dim > 2000 || (meta->dim > 0 && (meta->hot_cap == 0 || meta->cold_cap == 0 || meta->dir_cap == 0)))
-        drift_corrupt(index, DRIFT_METAPAGE_BLKNO, "The metapage's dimension or capacities are invalid.");
+    DriftMetaPageData expect = *meta;
+    drift_meta_set_dim(&expect, meta->dim);
+    if (meta->dim > drift::kMaxDim || expect.hot_cap != meta->hot_cap || expect.cold_cap != meta->cold_cap ||
+        expect.dir_cap != meta->dir_cap)
+        return "The metapage's dimension or capacities are invalid.";
+    return NULL;
+}
+
+void drift_check_meta(Relation index, const DriftMetaPageData *meta) {
+    char detail[96];
+    const char *problem = drift_meta_problem(meta, detail, sizeof(detail));
+    if (problem != NULL) drift_corrupt(index, DRIFT_METAPAGE_BLKNO, problem);
 }
 
 void drift_read_meta(Relation index, DriftMetaPageData *meta) {
@@ -57,10 +61,8 @@ Buffer drift_new_buffer(Relation index, ForkNumber fork) {
             Buffer buf = ReadBuffer(index, blkno);
             // Never wait here: the caller may hold other page locks.
             if (ConditionalLockBuffer(buf)) {
-                Page page = BufferGetPage(buf);
-                if (PageIsNew(page) || (DriftPageGetOpaque(page)->page_id == DRIFT_PAGE_ID &&
-                                        DriftPageGetOpaque(page)->type == DRIFT_PAGE_FREE))
-                    return buf;
+                int type = drift_page_type(BufferGetPage(buf));
+                if (type == 0 || type == DRIFT_PAGE_FREE) return buf;
                 LockBuffer(buf, BUFFER_LOCK_UNLOCK);
             }
             ReleaseBuffer(buf);

@@ -14,7 +14,11 @@ Buffer drift_read_locked(Relation index, BlockNumber blkno, int mode, uint16 typ
 // Copies the metapage into *meta after checking magic and version.
 void drift_read_meta(Relation index, DriftMetaPageData *meta);
 
-// Checks a metapage's magic and format version.
+// What is wrong with a metapage (magic, version, dimension, capacities), or
+// NULL if nothing. May format into buf.
+const char *drift_meta_problem(const DriftMetaPageData *meta, char *buf, Size buflen);
+
+// Raises "index is corrupt" if drift_meta_problem finds anything.
 void drift_check_meta(Relation index, const DriftMetaPageData *meta);
 
 // An exclusively locked page for reuse: a FREE page from the free space map,

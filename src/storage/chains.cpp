@@ -63,20 +63,31 @@ static Buffer lock_chain_tail(Relation index, Buffer buf, uint16 type, const Dri
 void drift_bucket_append(Relation index, const DriftMetaPageData *meta, DriftDirSlot dir, uint32 bucket,
                          ItemPointer tid, const uint8 *code, const float *vec) {
     Buffer buf;
+    BlockNumber tried = InvalidBlockNumber;
     for (;;) {
         Buffer dbuf = drift_read_locked(index, dir.blkno, BUFFER_LOCK_SHARE, DRIFT_PAGE_DIR, meta);
         BlockNumber tail = drift_dir_entry(BufferGetPage(dbuf), meta->dim, dir.slot)->tail;
         UnlockReleaseBuffer(dbuf);
+        if (tail == tried) {
+            // The same tail twice is no race: it must be this bucket's page.
+            buf = drift_read_locked(index, tail, BUFFER_LOCK_EXCLUSIVE, DRIFT_PAGE_HOT, meta);
+            if (drift_hot_header(BufferGetPage(buf))->bucket == bucket) break;
+            UnlockReleaseBuffer(buf);
+            drift_corrupt(index, tail, "A bucket's tail page belongs to another bucket.");
+        }
+        if (!drift_block_exists(index, tail)) drift_corrupt(index, dir.blkno, "A page link points outside the index.");
         buf = ReadBuffer(index, tail);
         LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
         Page page = BufferGetPage(buf);
-        // A tail read before a concurrent vacuum recycled it: read the directory again.
-        if (!PageIsNew(page) && DriftPageGetOpaque(page)->type == DRIFT_PAGE_HOT &&
-            drift_hot_header(page)->bucket == bucket)
+        if (drift_page_type(page) == DRIFT_PAGE_HOT && drift_hot_header(page)->bucket == bucket) {
+            drift_check_page(index, page, tail, DRIFT_PAGE_HOT, meta);
             break;
+        }
+        // A tail read before a concurrent vacuum recycled it: read the
+        // directory again, which names the current tail.
         UnlockReleaseBuffer(buf);
+        tried = tail;
     }
-    drift_check_page(index, BufferGetPage(buf), BufferGetBlockNumber(buf), DRIFT_PAGE_HOT, meta);
     buf = lock_chain_tail(index, buf, DRIFT_PAGE_HOT, meta);
 
     int s = hot_free_slot(BufferGetPage(buf), meta->hot_cap);

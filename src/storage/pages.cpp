@@ -15,6 +15,13 @@ uint16 drift_hot_capacity(uint32 dim, uint16 cold_cap) {
     return uint16(Min(cap, uint32(PG_UINT16_MAX)));
 }
 
+void drift_meta_set_dim(DriftMetaPageData *meta, uint32 dim) {
+    meta->dim = dim;
+    meta->cold_cap = dim ? drift_vec_capacity(dim) : 0;
+    meta->hot_cap = dim ? drift_hot_capacity(dim, meta->cold_cap) : 0;
+    meta->dir_cap = dim ? drift_dir_capacity(dim) : 0;
+}
+
 void drift_page_init(Page page, uint16 type) {
     PageInit(page, BLCKSZ, sizeof(DriftPageOpaqueData));
     DriftPageOpaque op = DriftPageGetOpaque(page);
@@ -67,14 +74,20 @@ void drift_corrupt(Relation index, BlockNumber blkno, const char *detail) {
                     errdetail("%s", detail), errhint("REINDEX the index.")));
 }
 
+int drift_page_type(Page page) {
+    if (PageIsNew(page)) return 0;
+    if (PageGetSpecialSize(page) != MAXALIGN(sizeof(DriftPageOpaqueData)) ||
+        DriftPageGetOpaque(page)->page_id != DRIFT_PAGE_ID)
+        return -1;
+    return DriftPageGetOpaque(page)->type;
+}
+
 const char *drift_page_problem(Page page, uint16 type, const DriftMetaPageData *meta, char *buf, Size buflen) {
-    if (PageIsNew(page)) return "The page is uninitialized.";
-    if (PageGetSpecialSize(page) != MAXALIGN(sizeof(DriftPageOpaqueData)))
-        return "The page's special space has the wrong size.";
-    DriftPageOpaque op = DriftPageGetOpaque(page);
-    if (op->page_id != DRIFT_PAGE_ID) return "The page does not carry the drift page ID.";
-    if (op->type != type) {
-        snprintf(buf, buflen, "Expected a page of type %u, found type %u.", type, op->type);
+    int found = drift_page_type(page);
+    if (found == 0) return "The page is uninitialized.";
+    if (found < 0) return "The page does not carry the drift page ID in a drift special space.";
+    if (found != type) {
+        snprintf(buf, buflen, "Expected a page of type %u, found type %d.", type, found);
         return buf;
     }
     if (meta == NULL) return NULL;

@@ -130,6 +130,9 @@ inline Size drift_dir_stride(uint32 dim) { return MAXALIGN(offsetof(DriftDirEntr
 // Size of one cold/L0 entry of a dim-dimensional index.
 inline Size drift_vec_stride(uint32 dim) { return MAXALIGN(offsetof(DriftVecEntryData, vec) + sizeof(float4) * dim); }
 
+// Sets meta's dimension and the page capacities that follow from it.
+void drift_meta_set_dim(DriftMetaPageData *meta, uint32 dim);
+
 // Capacities of each page type for dimension dim.
 uint16 drift_dir_capacity(uint32 dim);
 uint16 drift_vec_capacity(uint32 dim);
@@ -161,6 +164,11 @@ void drift_page_init(Page page, uint16 type);
 // Sets pd_lower and pd_upper around the free space of a page from its type
 // and header counts (dim: the index's dimension). Every writer calls it.
 void drift_page_set_bounds(Page page, uint32 dim);
+
+// The drift page type of page; 0 for a never-initialized page, -1 for a page
+// that is not a drift page. Safe on any page: the special space is checked
+// before it is read.
+int drift_page_type(Page page);
 
 // What is wrong with page as a drift page of type `type` whose header counts
 // fit the capacities of meta (meta may be NULL), or NULL if nothing. May
