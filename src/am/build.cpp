@@ -109,31 +109,6 @@ static void assign_callback(Relation, ItemPointer tid, Datum *values, bool *isnu
     pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, int64(bs->assigned));
 }
 
-// Pages are written through shared buffers, each locked only while one edit
-// is applied: a content lock holds off interrupts (the build must stay
-// cancellable) and a backend may hold only so many at once.
-
-// A new page at the end of fork, initialized as type: pinned, unlocked.
-static Buffer build_page(Relation index, ForkNumber fork, uint16 type) {
-    Buffer buf = drift_new_buffer(index, fork);
-    drift_page_init(BufferGetPage(buf), type);
-    MarkBufferDirty(buf);
-    LockBuffer(buf, BUFFER_LOCK_UNLOCK);
-    return buf;
-}
-
-// Locks a build page for an edit and returns it.
-static Page build_edit(Buffer buf) {
-    LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-    return BufferGetPage(buf);
-}
-
-// Ends an edit: the page is dirty and unlocked.
-static void build_end(Buffer buf) {
-    MarkBufferDirty(buf);
-    LockBuffer(buf, BUFFER_LOCK_UNLOCK);
-}
-
 // Fills the metapage of a new index.
 static void fill_meta(DriftMetaPage m, const BuildState *bs) {
     memset(m, 0, sizeof(*m));
@@ -142,126 +117,62 @@ static void fill_meta(DriftMetaPage m, const BuildState *bs) {
     drift_meta_set_dim(m, bs->dim);
     m->metric = uint16(bs->metric);
     m->generation = 1;
-    m->quant_head = m->dir_head = m->l0_head = m->l0_tail = InvalidBlockNumber;
+    m->quant_head = m->old_quant_head = m->dir_head = m->l0_head = m->l0_tail = InvalidBlockNumber;
+    m->l0_chain = 1;
+    m->next_chain = 2;
     m->opt_lists = bs->lists;
     m->opt_clip_pct = bs->clip;
 }
 
-// Writer of one bucket chain during the build (buffers pinned, unlocked).
-struct ChainWriter {
-    Buffer hot, cold;
-    BlockNumber head;
-    uint32 nlive;
-    float radius;
-};
-
-// Starts bucket b's chain with an empty hot page.
-static void chain_start(ChainWriter *w, Relation index, ForkNumber fork, uint32 b) {
-    w->hot = build_page(index, fork, DRIFT_PAGE_HOT);
-    w->cold = InvalidBuffer;
-    Page page = build_edit(w->hot);
-    drift_hot_header(page)->bucket = b;
-    build_end(w->hot);
-    w->head = BufferGetBlockNumber(w->hot);
-    w->nlive = 0;
-    w->radius = 0;
-}
-
-// Appends one entry to the chain being written.
-static void chain_add(ChainWriter *w, Relation index, ForkNumber fork, const DriftMetaPageData *meta, ItemPointer tid,
-                      const uint8 *code, const float *vec) {
-    Page hot = build_edit(w->hot);
-    DriftHotHeader *h = drift_hot_header(hot);
-    if (h->nslots == meta->hot_cap) {
-        uint32 b = h->bucket;
-        Buffer nbuf = build_page(index, fork, DRIFT_PAGE_HOT);
-        DriftPageGetOpaque(hot)->next = BufferGetBlockNumber(nbuf);
-        build_end(w->hot);
-        ReleaseBuffer(w->hot);
-        if (BufferIsValid(w->cold)) ReleaseBuffer(w->cold);
-        w->hot = nbuf;
-        w->cold = InvalidBuffer;
-        hot = build_edit(w->hot);
-        h = drift_hot_header(hot);
-        h->bucket = b;
-    }
-    uint16 s = h->nslots;
-    if (s % meta->cold_cap == 0) {
-        if (BufferIsValid(w->cold)) ReleaseBuffer(w->cold);
-        w->cold = build_page(index, fork, DRIFT_PAGE_COLD);
-        h->cold[h->ncold++] = BufferGetBlockNumber(w->cold);
-    }
-    drift_hot_put(meta, hot, build_edit(w->cold), s, tid, code, vec);
-    build_end(w->cold);
-    build_end(w->hot);
-    w->nlive++;
-}
-
-// Closes bucket b's chain and records it in its directory entry.
-static void chain_finish(ChainWriter *w, Relation index, const BlockNumber *dir, const DriftMetaPageData *meta, uint32 b) {
+// Records a finished bucket chain in its directory entry.
+static void record_chain(Relation index, const BlockNumber *dir, const DriftMetaPageData *meta, uint32 b,
+                         const ChainWriter *w, float radius) {
     Buffer dbuf = ReadBuffer(index, dir[b / meta->dir_cap]);
-    DriftDirEntry e = drift_dir_entry(build_edit(dbuf), meta->dim, b % meta->dir_cap);
+    DriftDirEntry e = drift_dir_entry(drift_unlogged_edit(dbuf), meta->dim, b % meta->dir_cap);
     e->head = w->head;
-    e->tail = BufferGetBlockNumber(w->hot);
-    e->nlive = w->nlive;
-    e->radius = w->radius;
-    build_end(dbuf);
+    e->tail = w->tail;
+    e->chain = w->chain;
+    e->nlive = w->n;
+    e->radius = radius;
+    drift_unlogged_end(dbuf);
     ReleaseBuffer(dbuf);
-    ReleaseBuffer(w->hot);
-    if (BufferIsValid(w->cold)) ReleaseBuffer(w->cold);
 }
 
 // Writes quantizer, directory and bucket chains from the sorted rows.
 static void write_trained(BuildState *bs, ForkNumber fork, DriftMetaPage meta) {
     Relation index = bs->index;
     uint32 dim = bs->dim;
-    // Quantizer blob pages.
+    // Quantizer blob pages (chain id k + 2).
     Size qbytes = sizeof(float) * dim * 2;
     char *qdata = (char *) palloc(qbytes);
     memcpy(qdata, bs->lo, sizeof(float) * dim);
     memcpy(qdata + sizeof(float) * dim, bs->scale, sizeof(float) * dim);
-    Buffer prev = InvalidBuffer;
-    for (Size done = 0; done < qbytes;) {
-        Buffer buf = build_page(index, fork, DRIFT_PAGE_BLOB);
-        Page page = build_edit(buf);
-        Size n = Min(qbytes - done, Size(DRIFT_BLOB_CAPACITY));
-        memcpy(drift_blob_data(page), qdata + done, n);
-        drift_blob_header(page)->nbytes = uint32(n);
-        drift_page_set_bounds(page, dim);
-        build_end(buf);
-        done += n;
-        if (BufferIsValid(prev)) {
-            Page ppage = build_edit(prev);  // not inside the macro: it evaluates its argument twice
-            DriftPageGetOpaque(ppage)->next = BufferGetBlockNumber(buf);
-            build_end(prev);
-            ReleaseBuffer(prev);
-        } else
-            meta->quant_head = BufferGetBlockNumber(buf);
-        prev = buf;
-    }
-    ReleaseBuffer(prev);
+    meta->quant_chain = bs->k + 2;
+    meta->quant_head = drift_write_blob(index, fork, meta->quant_chain, qdata, qbytes, false);
+    meta->old_quant_head = InvalidBlockNumber;
 
     // Directory pages, linked, with every bucket's centroid.
     uint32 ndir = (bs->k + meta->dir_cap - 1) / meta->dir_cap;
     BlockNumber *dir = (BlockNumber *) palloc(sizeof(BlockNumber) * ndir);
     Buffer dprev = InvalidBuffer;
     for (uint32 i = 0; i < ndir; i++) {
-        Buffer buf = build_page(index, fork, DRIFT_PAGE_DIR);
+        Buffer buf = drift_unlogged_page(index, fork, DRIFT_PAGE_DIR, 0);
         dir[i] = BufferGetBlockNumber(buf);
-        Page page = build_edit(buf);
+        Page page = drift_unlogged_edit(buf);
         uint32 n = Min(uint32(meta->dir_cap), bs->k - i * meta->dir_cap);
         drift_dir_header(page)->nentries = n;
         for (uint32 j = 0; j < n; j++) {
             DriftDirEntry e = drift_dir_entry(page, dim, j);
             e->head = e->tail = InvalidBlockNumber;
+            e->quant = meta->quant_chain;
             memcpy(e->centroid, bs->centroids + Size(i * meta->dir_cap + j) * dim, sizeof(float) * dim);
         }
         drift_page_set_bounds(page, dim);
-        build_end(buf);
+        drift_unlogged_end(buf);
         if (BufferIsValid(dprev)) {
-            Page ppage = build_edit(dprev);
+            Page ppage = drift_unlogged_edit(dprev);
             DriftPageGetOpaque(ppage)->next = dir[i];
-            build_end(dprev);
+            drift_unlogged_end(dprev);
             ReleaseBuffer(dprev);
         }
         dprev = buf;
@@ -270,38 +181,45 @@ static void write_trained(BuildState *bs, ForkNumber fork, DriftMetaPage meta) {
     meta->dir_head = dir[0];
     meta->nbuckets = bs->k;
 
-    // Bucket chains in bucket order; every bucket gets at least one page.
+    // Bucket chains in bucket order (chain id b + 1); every bucket gets at least one page.
     drift::Sq8 q{dim, bs->lo, bs->scale};
     uint8 *code = (uint8 *) palloc(dim);
     ChainWriter w;
+    float radius = 0;
     int64 cur = -1;
     double written = 0;
-    while (tuplesort_gettupleslot(bs->sort, true, false, bs->slot, NULL)) {
+    bool more = true;
+    while (more) {
+        more = tuplesort_gettupleslot(bs->sort, true, false, bs->slot, NULL);
         bool isnull;
-        uint32 b = uint32(DatumGetInt32(slot_getattr(bs->slot, 1, &isnull)));
+        uint32 b = more ? uint32(DatumGetInt32(slot_getattr(bs->slot, 1, &isnull))) : bs->k;
+        while (cur < int64(b)) {
+            if (cur >= 0) {
+                drift_chain_finish(&w);
+                record_chain(index, dir, meta, uint32(cur), &w, radius);
+            }
+            cur++;
+            radius = 0;
+            if (cur < int64(bs->k)) drift_chain_start(&w, index, fork, meta, false, uint32(cur) + 1, uint32(cur));
+        }
+        if (!more) break;
         int64 t = DatumGetInt64(slot_getattr(bs->slot, 2, &isnull));
         bytea *vb = DatumGetByteaPP(slot_getattr(bs->slot, 3, &isnull));
         const float *v = (const float *) VARDATA_ANY(vb);
-        while (cur < int64(b)) {
-            if (cur >= 0) chain_finish(&w, index, dir, meta, uint32(cur));
-            cur++;
-            chain_start(&w, index, fork, uint32(cur));
-        }
         ItemPointerData tid;
         ItemPointerSet(&tid, BlockNumber(t >> 16), OffsetNumber(t & 0xFFFF));
         drift::sq8_encode(q, v, code);
-        chain_add(&w, index, fork, meta, &tid, code, v);
-        w.radius = Max(w.radius, std::sqrt(drift::order_distance(drift::Metric::L2, v, bs->centroids + Size(b) * dim, dim)));
+        drift_chain_add(&w, &tid, code, v);
+        radius = Max(radius, std::sqrt(drift::order_distance(drift::Metric::L2, v, bs->centroids + Size(b) * dim, dim)));
         pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, int64(++written));
         CHECK_FOR_INTERRUPTS();
     }
-    while (cur < int64(bs->k)) {
-        if (cur >= 0) chain_finish(&w, index, dir, meta, uint32(cur));
-        cur++;
-        if (cur < int64(bs->k)) chain_start(&w, index, fork, uint32(cur));
-    }
     meta->flags |= DRIFT_META_TRAINED;
     meta->build_rows = uint64(written);
+    meta->live_buckets = bs->k;
+    meta->target_bucket = uint32(Max(1.0, written / bs->k));
+    meta->l0_chain = bs->k + 1;
+    meta->next_chain = bs->k + 3;
 }
 
 // Chooses the number of buckets: the option, else about sqrt(rows).
@@ -312,7 +230,7 @@ static uint32 choose_lists(const BuildState *bs) {
 
 // Builds the index into fork (MAIN, or INIT for unlogged tables' empty index).
 static void build_index(BuildState *bs, IndexInfo *indexInfo, ForkNumber fork) {
-    Buffer mbuf = build_page(bs->index, fork, DRIFT_PAGE_META);
+    Buffer mbuf = drift_unlogged_page(bs->index, fork, DRIFT_PAGE_META, 0);
     Assert(BufferGetBlockNumber(mbuf) == DRIFT_METAPAGE_BLKNO);
 
     if (bs->heap != NULL) {
@@ -371,9 +289,9 @@ static void build_index(BuildState *bs, IndexInfo *indexInfo, ForkNumber fork) {
                          errdetail("Rows inserted from now on are searched exactly until the index is trained."),
                          errhint("REINDEX the index once the table holds representative data.")));
     }
-    Page mpage = build_edit(mbuf);
+    Page mpage = drift_unlogged_edit(mbuf);
     *DriftPageGetMeta(mpage) = meta;
-    build_end(mbuf);
+    drift_unlogged_end(mbuf);
     ReleaseBuffer(mbuf);
 
     if (fork == INIT_FORKNUM || RelationNeedsWAL(bs->index))

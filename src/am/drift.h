@@ -15,12 +15,20 @@ extern "C" {
 extern int drift_probes;
 extern int drift_rerank;
 extern int drift_max_probes;
+extern int drift_l0_max_rows;
+extern double drift_compact_dead_ratio;
+extern int drift_steal_neighbours;
+extern int drift_janitor_naptime;
+
+// Registers the janitor's launcher (shared_preload_libraries only).
+void drift_janitor_register();
 
 // Reloptions of a drift index.
 struct DriftOptions {
     int32 vl_len_; /* varlena header (do not touch directly!) */
     int lists;     /* 0 = chosen from the row count at build */
     double clip_percentile;
+    int max_bucket_size; /* 0 = 3x the mean bucket size at training */
 };
 
 // Build phases reported to pg_stat_progress_create_index.
@@ -34,13 +42,22 @@ struct DriftOptions {
 struct DriftInfo {
     DriftMetaPageData meta;
     drift::Metric metric;
-    float *lo;               /* quantizer, dim floats each */
+    float *lo;               /* current quantizer, dim floats each */
     float *scale;
+    float *old_lo;           /* previous quantizer (meta.old_quant_head), or NULL */
+    float *old_scale;
     BlockNumber *dir_blocks; /* directory pages in chain order */
     uint32 ndir;
     float *centroids;        /* nbuckets x dim */
-    BlockNumber *heads;      /* first hot page of each bucket (fixed until rebuilt) */
+    BlockNumber *heads;      /* first hot page of each bucket; InvalidBlockNumber for a free slot */
+    uint32 *chains;          /* chain id of each bucket; 0 for a free slot */
+    uint32 *quants;          /* quantizer version of each bucket's codes */
 };
+
+// True if bucket b's codes were made with the previous quantizer.
+inline bool drift_bucket_old_quant(const DriftInfo *info, uint32 b) {
+    return info->old_lo != NULL && info->quants[b] == info->meta.old_quant_chain;
+}
 
 // The index's current metadata (valid until the next call on this index).
 DriftInfo *drift_info(Relation index);
@@ -64,6 +81,40 @@ const float *drift_array_floats(ArrayType *a, int *dim);
 
 // Fixes the dimension of an index built on no rows, on its first insert.
 void drift_set_dimension(Relation index, uint32 dim);
+
+// What one maintenance pass did.
+struct DriftMaintenance {
+    uint64 flushed;   /* L0 rows moved into buckets */
+    uint32 splits, merges, compactions;
+    uint64 stolen;    /* rows moved to a new bucket from a neighbour */
+    uint32 released;  /* retired chains whose pages were freed */
+    bool requantized; /* rows far outside the quantizer's range made it fit a new one */
+};
+
+// How much a maintenance pass does.
+enum DriftMaintainMode {
+    DRIFT_MAINTAIN_FLUSH, /* flush L0 only (an insert past drift.l0_max_rows) */
+    DRIFT_MAINTAIN_ALL,   /* flush, then every bucket that needs work */
+};
+
+// One maintenance pass over an index whose maintenance lock the caller
+// holds (drift_lock_maintenance).
+DriftMaintenance drift_maintain_index(Relation index, DriftMaintainMode mode);
+
+// Takes the index's maintenance lock (ShareUpdateExclusiveLock: one
+// maintainer or VACUUM at a time; inserts and scans go on). Without wait,
+// returns false instead of waiting.
+bool drift_lock_maintenance(Relation index, bool wait);
+
+// Rows L0 is holding back from the buckets, as far as the metapage knows
+// (pages appended since the last flush, each counted full).
+uint64 drift_l0_estimate(const DriftMetaPageData *meta);
+
+// Physical pass over every page: frees pages of chains that are neither
+// live nor retired, and with cb, clears entries whose TID cb says are dead
+// and records live counts in the directory. Caller holds the maintenance lock.
+void drift_sweep(Relation index, BufferAccessStrategy strategy, IndexBulkDeleteCallback cb, void *cbstate,
+                 IndexBulkDeleteResult *stats);
 
 // Runs fn, the body of a function PostgreSQL calls, and returns its result:
 // a C++ exception becomes an ERROR raised after the handler has finished, so

@@ -32,6 +32,10 @@ Datum drift_handler(PG_FUNCTION_ARGS);
 int drift_probes = 10;
 int drift_rerank = 100;
 int drift_max_probes = -1;
+int drift_l0_max_rows = 20000;
+double drift_compact_dead_ratio = 0.3;
+int drift_steal_neighbours = 4;
+int drift_janitor_naptime = 1000;
 
 static relopt_kind drift_relopt_kind;
 
@@ -44,6 +48,9 @@ void _PG_init(void) {
     add_real_reloption(drift_relopt_kind, "clip_percentile",
                        "Percentile clipped at each end of every dimension's range by the SQ8 quantizer", 1.0, 0.0,
                        10.0, AccessExclusiveLock);
+    add_int_reloption(drift_relopt_kind, "max_bucket_size",
+                      "Entries above which maintenance splits a bucket (0 = 3x the mean bucket size at training)", 0, 0,
+                      1000000, ShareUpdateExclusiveLock);
     DefineCustomIntVariable("drift.probes", "Buckets scanned by a drift index scan before returning rows.", NULL,
                             &drift_probes, 10, 1, 32768, PGC_USERSET, 0, NULL, NULL, NULL);
     DefineCustomIntVariable("drift.rerank", "Candidates re-ranked with exact distances per batch of a drift scan.",
@@ -52,7 +59,19 @@ void _PG_init(void) {
                             "Buckets a drift scan may probe in all when the executor keeps asking for rows "
                             "(-1 = every bucket).",
                             NULL, &drift_max_probes, -1, -1, 32768, PGC_USERSET, 0, NULL, NULL, NULL);
+    DefineCustomIntVariable("drift.l0_max_rows",
+                            "L0 rows past which an inserting backend flushes L0 into the buckets itself.", NULL,
+                            &drift_l0_max_rows, 20000, 100, INT_MAX / 2, PGC_USERSET, 0, NULL, NULL, NULL);
+    DefineCustomRealVariable("drift.compact_dead_ratio",
+                             "Share of dead entries at which maintenance rewrites a bucket (0 = never).", NULL,
+                             &drift_compact_dead_ratio, 0.3, 0.0, 1.0, PGC_USERSET, 0, NULL, NULL, NULL);
+    DefineCustomIntVariable("drift.steal_neighbours",
+                            "Neighbouring buckets whose entries a split may move to its new centroids (0 = none).",
+                            NULL, &drift_steal_neighbours, 4, 0, 64, PGC_USERSET, 0, NULL, NULL, NULL);
+    DefineCustomIntVariable("drift.janitor_naptime", "Time the janitor sleeps between maintenance passes.", NULL,
+                            &drift_janitor_naptime, 1000, 10, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
     MarkGUCPrefixReserved("drift");
+    if (process_shared_preload_libraries_in_progress) drift_janitor_register();
 }
 
 // Parses and checks WITH (...) options.
@@ -61,6 +80,7 @@ static bytea *drift_amoptions(Datum reloptions, bool validate) {
         static const relopt_parse_elt tab[] = {
             {"lists", RELOPT_TYPE_INT, offsetof(DriftOptions, lists)},
             {"clip_percentile", RELOPT_TYPE_REAL, offsetof(DriftOptions, clip_percentile)},
+            {"max_bucket_size", RELOPT_TYPE_INT, offsetof(DriftOptions, max_bucket_size)},
         };
         return (bytea *) build_reloptions(reloptions, validate, drift_relopt_kind, sizeof(DriftOptions), tab,
                                           lengthof(tab));

@@ -1,12 +1,12 @@
-// Inserting one row: into its nearest bucket, or into L0 while the index
-// has no centroids yet.
+// Inserting one row: append it to L0, which takes no centroid math. Past
+// drift.l0_max_rows, the inserting backend flushes L0 itself unless
+// another maintainer is already at work.
 #include "drift.h"
 
-#include "../core/kmeans.hpp"
-#include "../core/sq8.hpp"
 #include "../storage/chains.h"
 
 extern "C" {
+#include "storage/lmgr.h"
 #include "utils/memutils.h"
 }
 
@@ -24,14 +24,12 @@ bool drift_aminsert(Relation index, Datum *values, bool *isnull, ItemPointer hea
             drift_set_dimension(index, dim);
             info = drift_info(index);
         }
-        if (info->meta.flags & DRIFT_META_TRAINED) {
-            uint32 b = uint32(drift::nearest_centroid(info->centroids, info->meta.nbuckets, dim, v, NULL));
-            uint8 *code = (uint8 *) palloc(dim);
-            drift::Sq8 q{dim, info->lo, info->scale};
-            drift::sq8_encode(q, v, code);
-            drift_bucket_append(index, &info->meta, drift_dir_slot(info, b), b, heap_tid, code, v);
-        } else {
-            drift_l0_append(index, &info->meta, heap_tid, v);
+        DriftMetaPageData meta = info->meta;
+        meta.l0_pages = drift_l0_append(index, &meta, heap_tid, v);
+        if (meta.l0_pages > 0 && drift_l0_estimate(&meta) > uint64(drift_l0_max_rows) &&
+            drift_lock_maintenance(index, false)) {
+            drift_maintain_index(index, DRIFT_MAINTAIN_FLUSH);
+            UnlockRelation(index, ShareUpdateExclusiveLock);
         }
 
         MemoryContextSwitchTo(old);

@@ -20,8 +20,15 @@ static DriftInfo *load_info(Relation index, const DriftMetaPageData *meta) {
         info->lo = (float *) palloc(sizeof(float) * dim * 2);
         info->scale = info->lo + dim;
         drift_read_blob(index, meta->quant_head, (char *) info->lo, sizeof(float) * dim * 2);
+        if (meta->old_quant_head != InvalidBlockNumber) {
+            info->old_lo = (float *) palloc(sizeof(float) * dim * 2);
+            info->old_scale = info->old_lo + dim;
+            drift_read_blob(index, meta->old_quant_head, (char *) info->old_lo, sizeof(float) * dim * 2);
+        }
         info->centroids = (float *) palloc(sizeof(float) * dim * Max(meta->nbuckets, 1));
         info->heads = (BlockNumber *) palloc(sizeof(BlockNumber) * Max(meta->nbuckets, 1));
+        info->chains = (uint32 *) palloc(sizeof(uint32) * Max(meta->nbuckets, 1));
+        info->quants = (uint32 *) palloc(sizeof(uint32) * Max(meta->nbuckets, 1));
         info->dir_blocks = (BlockNumber *) palloc(sizeof(BlockNumber) * (meta->nbuckets / meta->dir_cap + 1));
         uint32 b = 0;
         for (BlockNumber blkno = meta->dir_head; blkno != InvalidBlockNumber;) {
@@ -36,7 +43,14 @@ static DriftInfo *load_info(Relation index, const DriftMetaPageData *meta) {
             for (uint32 i = 0; i < n; i++, b++) {
                 DriftDirEntry e = drift_dir_entry(page, dim, i);
                 memcpy(info->centroids + Size(b) * dim, e->centroid, sizeof(float) * dim);
-                info->heads[b] = e->head;
+                info->chains[b] = e->chain;
+                info->quants[b] = e->quant;
+                if (e->chain != 0 && e->quant != meta->quant_chain &&
+                    (meta->old_quant_head == InvalidBlockNumber || e->quant != meta->old_quant_chain)) {
+                    UnlockReleaseBuffer(buf);
+                    drift_corrupt(index, blkno, "A bucket's codes name a quantizer the index does not have.");
+                }
+                info->heads[b] = e->chain != 0 ? e->head : InvalidBlockNumber;
             }
             blkno = DriftPageGetOpaque(page)->next;
             UnlockReleaseBuffer(buf);
@@ -61,6 +75,9 @@ DriftInfo *drift_info(Relation index) {
         if (info->centroids) pfree(info->centroids);
         if (info->dir_blocks) pfree(info->dir_blocks);
         if (info->heads) pfree(info->heads);
+        if (info->chains) pfree(info->chains);
+        if (info->quants) pfree(info->quants);
+        if (info->old_lo) pfree(info->old_lo);
         pfree(info);
     }
     info = load_info(index, &meta);

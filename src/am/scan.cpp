@@ -49,6 +49,8 @@ struct DriftScanOpaqueData {
     uint32 dim;
     float *query;           /* dim floats; unit length for cosine */
     drift::Sq8Query table;  /* per-query SQ8 table */
+    drift::Sq8Query old_table; /* the same for the previous quantizer, if buckets still use it */
+    bool *old_quant;        /* per bucket: coded with the previous quantizer */
     drift::Candidate *order; /* buckets by centroid distance; sorted up to `probed` */
     BlockNumber *heads;      /* head page of each bucket */
     uint32 nbuckets, probed, max_probes;
@@ -98,8 +100,8 @@ static void add_result(DriftScanOpaque so, float dist, ItemPointer tid) {
 
 static void scan_l0(IndexScanDesc scan);
 
-// Starts a scan: the query, the SQ8 table, the bucket order, and the first
-// batch with every L0 row.
+// Starts a scan: the query, the first batch with every L0 row, the bucket
+// order and the SQ8 table.
 static void start_scan(IndexScanDesc scan) {
     DriftScanOpaque so = (DriftScanOpaque) scan->opaque;
     Relation index = scan->indexRelation;
@@ -132,15 +134,24 @@ static void start_scan(IndexScanDesc scan) {
         if (dim == 0) dim = so->dim = qdim;
     }
     scan_l0(scan);
-    if (!(so->meta.flags & DRIFT_META_TRAINED)) return;
+    // The bucket view is taken after L0 is read: a flush copies rows into
+    // buckets before it unlinks their L0 pages, so a row this scan missed
+    // in L0 is in the buckets of any view taken later. The view's chains
+    // stay readable while this scan runs (retired chains outlive every
+    // snapshot that may have seen them in use).
+    info = drift_info(index);
+    if (!(info->meta.flags & DRIFT_META_TRAINED) || info->meta.dim != dim) return;
+    so->meta = info->meta;
 
-    // Score every centroid; each probe round takes the nearest ones left.
-    uint32 nb = so->meta.nbuckets;
-    so->order = (drift::Candidate *) palloc(sizeof(drift::Candidate) * nb);
-    for (uint32 b = 0; b < nb; b++)
-        so->order[b] = drift::Candidate{drift::order_distance(so->metric, so->query, info->centroids + Size(b) * dim, dim), b};
-    so->heads = (BlockNumber *) palloc(sizeof(BlockNumber) * nb);
-    memcpy(so->heads, info->heads, sizeof(BlockNumber) * nb);
+    // Score every bucket; each probe round takes the nearest ones left.
+    uint32 nb = 0;
+    so->order = (drift::Candidate *) palloc(sizeof(drift::Candidate) * Max(so->meta.nbuckets, 1));
+    for (uint32 b = 0; b < so->meta.nbuckets; b++)
+        if (info->heads[b] != InvalidBlockNumber)
+            so->order[nb++] =
+                drift::Candidate{drift::order_distance(so->metric, so->query, info->centroids + Size(b) * dim, dim), b};
+    so->heads = (BlockNumber *) palloc(sizeof(BlockNumber) * Max(so->meta.nbuckets, 1));
+    memcpy(so->heads, info->heads, sizeof(BlockNumber) * so->meta.nbuckets);
     so->nbuckets = nb;
     so->max_probes = drift_max_probes < 0 ? nb : Min(nb, uint32(drift_max_probes));
     so->max_probes = Max(so->max_probes, Min(nb, uint32(drift_probes)));
@@ -149,13 +160,23 @@ static void start_scan(IndexScanDesc scan) {
     so->table.a = (float *) palloc(sizeof(float) * dim);
     so->table.b = (float *) palloc(sizeof(float) * dim);
     drift::sq8_prepare(q, so->metric, so->query, so->table);
+    if (info->old_lo != NULL) {
+        drift::Sq8 oq{dim, info->old_lo, info->old_scale};
+        so->old_table.a = (float *) palloc(sizeof(float) * dim);
+        so->old_table.b = (float *) palloc(sizeof(float) * dim);
+        drift::sq8_prepare(oq, so->metric, so->query, so->old_table);
+        so->old_quant = (bool *) palloc(sizeof(bool) * Max(so->meta.nbuckets, 1));
+        for (uint32 b = 0; b < so->meta.nbuckets; b++) so->old_quant[b] = drift_bucket_old_quant(info, b);
+    }
 }
 
 // Scans one bucket chain, adding a candidate per live entry. Holds the pin
 // of a page until the next one is pinned, so vacuum cannot unlink a page
 // under the scan.
-static void probe_bucket(IndexScanDesc scan, BlockNumber head) {
+static void probe_bucket(IndexScanDesc scan, uint32 bucket) {
     DriftScanOpaque so = (DriftScanOpaque) scan->opaque;
+    BlockNumber head = so->heads[bucket];
+    const drift::Sq8Query *table = so->old_quant && so->old_quant[bucket] ? &so->old_table : &so->table;
     Relation index = scan->indexRelation;
     const DriftMetaPageData *meta = &so->meta;
     Buffer buf = drift_read_locked(index, head, BUFFER_LOCK_SHARE, DRIFT_PAGE_HOT, meta);
@@ -171,7 +192,7 @@ static void probe_bucket(IndexScanDesc scan, BlockNumber head) {
                 if (!ItemPointerIsValid(&tids[s])) continue;
                 uint16 ci = s / meta->cold_cap;
                 if (ci >= h->ncold) drift_corrupt(index, blkno, "A slot has no cold page.");
-                float d = drift::sq8_distance(so->table, drift_hot_code(page, meta->dim, s));
+                float d = drift::sq8_distance(*table, drift_hot_code(page, meta->dim, s));
                 append(so, so->cands, so->ncands, so->capcands, ScanCand{d, tids[s], h->cold[ci], uint16(s % meta->cold_cap)});
             }
         }
@@ -251,7 +272,7 @@ static bool next_batch(IndexScanDesc scan) {
             drift::select_smallest(so->order + so->probed, so->nbuckets - so->probed, upto - so->probed);
             for (; so->probed < upto; so->probed++) {
                 CHECK_FOR_INTERRUPTS();
-                probe_bucket(scan, so->heads[so->order[so->probed].id]);
+                probe_bucket(scan, so->order[so->probed].id);
             }
             continue;
         }

@@ -1,14 +1,20 @@
-// VACUUM: remove dead entries, unlink emptied bucket pages and recycle them.
+// VACUUM and the sweep: remove dead entries, free pages of dead chains,
+// unlink emptied bucket pages, and run maintenance.
 //
-// Bulk delete reads the index in physical order: it clears the TIDs of dead
-// entries in hot and L0 pages (slots are reused by later inserts) and
-// records FREE and never-initialized pages in the free space map. A bucket
-// page left with no live entry, other than a chain's head or tail, is then
-// unlinked from its chain. The unlink takes a cleanup lock on the previous
-// page, so no scan is between the two pages (scans keep a page pinned
-// until the next one is pinned), and waits for a cleanup lock on the
-// unlinked page before recycling it, so no scan is still on it.
+// The sweep reads the index in physical order. A bucket, cold or L0 page
+// whose chain id is neither live nor retired is freed (see storage/pages.h).
+// Under VACUUM it also clears the TIDs of dead entries in hot and L0 pages
+// (slots are reused by later appends) and records FREE and never-
+// initialized pages in the free space map. A bucket page left with no live
+// entry, other than a chain's head or tail, is then unlinked from its
+// chain. The unlink takes a cleanup lock on the previous page, so no scan
+// is between the two pages (scans keep a page pinned until the next one is
+// pinned), and waits for a cleanup lock on the unlinked page before
+// recycling it, so no scan is still on it. VACUUM holds the maintenance
+// lock throughout, so it never runs alongside a flush, split or merge.
 #include "drift.h"
+
+#include <algorithm>
 
 #include "../storage/buffers.h"
 #include "../storage/chains.h"
@@ -17,6 +23,7 @@ extern "C" {
 #include "access/genam.h"
 #include "commands/vacuum.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "utils/memutils.h"
 }
 
@@ -60,7 +67,6 @@ static void vacuum_l0(Relation index, Buffer buf, const DriftMetaPageData *meta,
         stats->tuples_removed++;
     }
     if (st) GenericXLogFinish(st);
-    stats->num_index_tuples += drift_vec_header(BufferGetPage(buf))->nlive;
 }
 
 // Marks up to DRIFT_MAX_COLD_PER_HOT locked pages FREE in one WAL record,
@@ -143,20 +149,75 @@ static uint32 unlink_empty(Relation index, const DriftMetaPageData *meta, BlockN
     return freed;
 }
 
-// Physical pass: clears dead entries, counts live ones, and records free
-// pages. Returns the heads of buckets that have an empty non-tail page.
-static BlockNumber *bulk_pass(IndexVacuumInfo *info, const DriftMetaPageData *meta, IndexBulkDeleteCallback cb,
-                              void *cbstate, IndexBulkDeleteResult *stats, uint32 *nheads) {
-    Relation index = info->index;
-    bool *needs = (bool *) palloc0(sizeof(bool) * Max(meta->nbuckets, 1));
-    uint32 *live = (uint32 *) palloc0(sizeof(uint32) * Max(meta->nbuckets, 1));
+// The chain ids that are live or retired, sorted, with each live bucket
+// chain's bucket (PG_UINT32_MAX for the others).
+struct LiveChains {
+    uint32 n;
+    uint64 *keys; /* chain << 32 | bucket */
+};
+
+// Adds one chain id.
+static void live_add(LiveChains *ls, uint32 chain, uint32 bucket, uint32 cap) {
+    if (ls->n < cap) ls->keys[ls->n++] = uint64(chain) << 32 | bucket;
+}
+
+// Collects the live and retired chain ids of an index.
+static LiveChains live_chains(Relation index, const DriftMetaPageData *meta) {
+    LiveChains ls;
+    uint32 cap = meta->nbuckets + DRIFT_MAX_RETIRED + 64;
+    ls.n = 0;
+    ls.keys = (uint64 *) palloc(sizeof(uint64) * cap);
+    uint32 b = 0;
+    for (BlockNumber blkno = meta->dir_head; blkno != InvalidBlockNumber;) {
+        Buffer buf = drift_read_locked(index, blkno, BUFFER_LOCK_SHARE, DRIFT_PAGE_DIR, meta);
+        Page page = BufferGetPage(buf);
+        for (uint32 i = 0; i < drift_dir_header(page)->nentries; i++, b++) {
+            uint32 chain = drift_dir_entry(page, meta->dim, i)->chain;
+            if (chain != 0) live_add(&ls, chain, b, cap);
+        }
+        blkno = DriftPageGetOpaque(page)->next;
+        UnlockReleaseBuffer(buf);
+    }
+    for (uint32 i = 0; i < meta->nretired; i++) live_add(&ls, meta->retired[i].chain, PG_UINT32_MAX, cap);
+    live_add(&ls, meta->l0_chain, PG_UINT32_MAX, cap);
+    if (meta->flags & DRIFT_META_TRAINED) live_add(&ls, meta->quant_chain, PG_UINT32_MAX, cap);
+    if (meta->old_quant_head != InvalidBlockNumber) live_add(&ls, meta->old_quant_chain, PG_UINT32_MAX, cap);
+    uint32 last = meta->l0_chain;
+    for (BlockNumber blkno = meta->l0_head; blkno != InvalidBlockNumber;) {
+        Buffer buf = drift_read_locked(index, blkno, BUFFER_LOCK_SHARE, DRIFT_PAGE_L0, meta);
+        uint32 chain = DriftPageGetOpaque(BufferGetPage(buf))->chain;
+        if (chain != last) live_add(&ls, chain, PG_UINT32_MAX, cap);
+        last = chain;
+        blkno = DriftPageGetOpaque(BufferGetPage(buf))->next;
+        UnlockReleaseBuffer(buf);
+    }
+    std::sort(ls.keys, ls.keys + ls.n);
+    return ls;
+}
+
+// Whether chain is live or retired; its bucket (if a live bucket chain) in *bucket.
+static bool live_find(const LiveChains *ls, uint32 chain, uint32 *bucket) {
+    const uint64 *it = std::lower_bound(ls->keys, ls->keys + ls->n, uint64(chain) << 32);
+    if (it == ls->keys + ls->n || uint32(*it >> 32) != chain) return false;
+    *bucket = uint32(*it);
+    return true;
+}
+
+void drift_sweep(Relation index, BufferAccessStrategy strategy, IndexBulkDeleteCallback cb, void *cbstate,
+                 IndexBulkDeleteResult *stats) {
+    DriftMetaPageData meta;
+    drift_read_meta(index, &meta);
+    if (meta.dim == 0) return;
+    LiveChains ls = live_chains(index, &meta);
+    bool *needs = (bool *) palloc0(sizeof(bool) * Max(meta.nbuckets, 1));
+    uint32 *live = (uint32 *) palloc0(sizeof(uint32) * Max(meta.nbuckets, 1));
     // Under the extension lock, so every new page counted is already locked by its creator.
     LockRelationForExtension(index, ExclusiveLock);
     BlockNumber npages = RelationGetNumberOfBlocks(index);
     UnlockRelationForExtension(index, ExclusiveLock);
     for (BlockNumber blkno = DRIFT_METAPAGE_BLKNO + 1; blkno < npages; blkno++) {
         vacuum_delay_point();
-        Buffer buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL, info->strategy);
+        Buffer buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL, strategy);
         LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
         Page page = BufferGetPage(buf);
         int type = drift_page_type(page);
@@ -165,68 +226,79 @@ static BlockNumber *bulk_pass(IndexVacuumInfo *info, const DriftMetaPageData *me
             drift_corrupt(index, blkno, "The page does not carry the drift page ID in a drift special space.");
         }
         if (type == 0) type = DRIFT_PAGE_FREE;
-        else drift_check_page(index, page, blkno, uint16(type), meta);
+        else drift_check_page(index, page, blkno, uint16(type), &meta);
+        uint32 b = PG_UINT32_MAX;
+        if ((type == DRIFT_PAGE_HOT || type == DRIFT_PAGE_COLD || type == DRIFT_PAGE_L0 ||
+             (type == DRIFT_PAGE_BLOB && DriftPageGetOpaque(page)->chain != 0)) &&
+            !live_find(&ls, DriftPageGetOpaque(page)->chain, &b)) {
+            // A page of a released or never-linked chain: garbage.
+            free_pages(index, &buf, 1);
+            if (stats) stats->pages_newly_deleted++, stats->pages_deleted++, stats->pages_free++;
+            continue;
+        }
         if (type == DRIFT_PAGE_HOT) {
-            uint32 b = drift_hot_header(page)->bucket;
-            if (b >= meta->nbuckets) drift_corrupt(index, blkno, "A bucket page names a bucket that does not exist.");
-            uint32 n = vacuum_hot(index, buf, cb, cbstate, stats);
-            live[b] += n;
-            stats->num_index_tuples += n;
-            if (n == 0 && DriftPageGetOpaque(page)->next != InvalidBlockNumber) needs[b] = true;
+            uint32 n = cb ? vacuum_hot(index, buf, cb, cbstate, stats) : drift_hot_header(page)->nlive;
+            if (b != PG_UINT32_MAX) {
+                if (b >= meta.nbuckets || drift_hot_header(page)->bucket != b)
+                    drift_corrupt(index, blkno, "A bucket page is in the chain of another bucket.");
+                live[b] += n;
+                if (stats) stats->num_index_tuples += n;
+                if (n == 0 && DriftPageGetOpaque(page)->next != InvalidBlockNumber) needs[b] = true;
+            }
         } else if (type == DRIFT_PAGE_L0) {
-            vacuum_l0(index, buf, meta, cb, cbstate, stats);
+            if (cb) vacuum_l0(index, buf, &meta, cb, cbstate, stats);
+            if (stats) stats->num_index_tuples += drift_vec_header(page)->nlive;
         } else if (type == DRIFT_PAGE_FREE) {
             RecordFreeIndexPage(index, blkno);
-            stats->pages_deleted++;
-            stats->pages_free++;
+            if (stats) stats->pages_deleted++, stats->pages_free++;
         }
         UnlockReleaseBuffer(buf);
     }
+    // Make the pages recorded free findable (the map's upper levels).
+    IndexFreeSpaceMapVacuum(index);
+    if (stats == NULL) return;
 
     // Record live counts in the directory; collect chains to unlink from.
-    BlockNumber *heads = (BlockNumber *) palloc(sizeof(BlockNumber) * Max(meta->nbuckets, 1));
-    *nheads = 0;
+    BlockNumber *heads = (BlockNumber *) palloc(sizeof(BlockNumber) * Max(meta.nbuckets, 1));
+    uint32 nheads = 0;
     uint32 b = 0;
-    for (BlockNumber blkno = meta->dir_head; blkno != InvalidBlockNumber;) {
-        Buffer buf = drift_read_locked(index, blkno, BUFFER_LOCK_EXCLUSIVE, DRIFT_PAGE_DIR, meta);
+    for (BlockNumber blkno = meta.dir_head; blkno != InvalidBlockNumber;) {
+        Buffer buf = drift_read_locked(index, blkno, BUFFER_LOCK_EXCLUSIVE, DRIFT_PAGE_DIR, &meta);
         GenericXLogState *st = GenericXLogStart(index);
         Page p = GenericXLogRegisterBuffer(st, buf, 0);
         uint32 n = drift_dir_header(p)->nentries;
-        for (uint32 i = 0; i < n && b < meta->nbuckets; i++, b++) {
-            DriftDirEntry e = drift_dir_entry(p, meta->dim, i);
+        for (uint32 i = 0; i < n && b < meta.nbuckets; i++, b++) {
+            DriftDirEntry e = drift_dir_entry(p, meta.dim, i);
+            if (e->chain == 0) continue;
             if (e->nlive > live[b]) e->ndead += e->nlive - live[b];
             e->nlive = live[b];
-            if (needs[b] && e->head != e->tail) heads[(*nheads)++] = e->head;
+            if (cb && needs[b] && e->head != e->tail) heads[nheads++] = e->head;
         }
         blkno = DriftPageGetOpaque(p)->next;
         GenericXLogFinish(st);
         UnlockReleaseBuffer(buf);
     }
+    for (uint32 i = 0; i < nheads; i++) {
+        vacuum_delay_point();
+        uint32 freed = unlink_empty(index, &meta, heads[i]);
+        stats->pages_newly_deleted += freed;
+        stats->pages_deleted += freed;
+        stats->pages_free += freed;
+    }
+    pfree(heads);
     pfree(needs);
     pfree(live);
-    return heads;
+    pfree(ls.keys);
 }
 
 IndexBulkDeleteResult *drift_ambulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
                                           IndexBulkDeleteCallback callback, void *callback_state) {
     return drift_guard("vacuum", [&]() -> IndexBulkDeleteResult * {
-        Relation index = info->index;
         if (stats == NULL) stats = (IndexBulkDeleteResult *) palloc0(sizeof(IndexBulkDeleteResult));
         stats->num_index_tuples = 0;
         stats->pages_free = 0;
-        DriftMetaPageData meta;
-        drift_read_meta(index, &meta);
-        if (meta.dim == 0) return stats;
-        uint32 nheads;
-        BlockNumber *heads = bulk_pass(info, &meta, callback, callback_state, stats, &nheads);
-        for (uint32 i = 0; i < nheads; i++) {
-            vacuum_delay_point();
-            uint32 freed = unlink_empty(index, &meta, heads[i]);
-            stats->pages_newly_deleted += freed;
-            stats->pages_deleted += freed;
-            stats->pages_free += freed;
-        }
-        pfree(heads);
+        drift_lock_maintenance(info->index, true);
+        drift_sweep(info->index, info->strategy, callback, callback_state, stats);
         return stats;
     });
 }
@@ -237,13 +309,12 @@ static bool count_all(ItemPointer, void *) { return false; }
 IndexBulkDeleteResult *drift_amvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats) {
     return drift_guard("vacuum", [&]() -> IndexBulkDeleteResult * {
         if (info->analyze_only) return stats;
+        drift_lock_maintenance(info->index, true);
         if (stats == NULL) {
             stats = (IndexBulkDeleteResult *) palloc0(sizeof(IndexBulkDeleteResult));
-            DriftMetaPageData meta;
-            drift_read_meta(info->index, &meta);
-            uint32 nheads = 0;
-            if (meta.dim > 0) pfree(bulk_pass(info, &meta, count_all, NULL, stats, &nheads));
+            drift_sweep(info->index, info->strategy, count_all, NULL, stats);
         }
+        drift_maintain_index(info->index, DRIFT_MAINTAIN_ALL);
         IndexFreeSpaceMapVacuum(info->index);
         stats->num_pages = RelationGetNumberOfBlocks(info->index);
         return stats;

@@ -3,9 +3,11 @@
 // index, so inserts and VACUUM wait and the structure holds still.
 //
 // Checked: metapage; quantizer chain length; directory chain and bucket
-// count; every bucket chain (page types and counts, the page's bucket, the
-// tail, each live slot's cold page holding the same TID); the L0 chain; no
-// page reached twice; no page in use but unreachable.
+// count; every bucket chain (page types and counts, the page's bucket and
+// chain id, the tail, each live slot's cold page holding the same TID); the
+// L0 chain; no page reached twice; no page of a live chain unreachable.
+// Pages of retired chains, and of chains a crash cut off before they were
+// linked, are not problems: the next sweep frees them.
 #include "drift.h"
 
 #include "../storage/buffers.h"
@@ -27,6 +29,8 @@ struct Verifier {
     DriftMetaPageData meta;
     BlockNumber nblocks;
     bool *seen;
+    uint32 *live;  /* chain ids of buckets and L0 */
+    uint32 nlive;
     ReturnSetInfo *rsinfo;
 };
 
@@ -72,13 +76,15 @@ static Buffer read_page(Verifier *v, BlockNumber blkno, uint16 type) {
 }
 
 // Checks one hot page's cold pages and that each live slot's vector is there.
-static void verify_cold(Verifier *v, BlockNumber blkno, const DriftHotHeader *h, ItemPointerData *tids) {
+static void verify_cold(Verifier *v, BlockNumber blkno, const DriftHotHeader *h, ItemPointerData *tids, uint32 chain) {
     const DriftMetaPageData *m = &v->meta;
     for (uint16 c = 0; c < h->ncold; c++) {
         if (!reach(v, h->cold[c], "a bucket page")) continue;
         Buffer cbuf = read_page(v, h->cold[c], DRIFT_PAGE_COLD);
         if (!BufferIsValid(cbuf)) continue;
         Page cpage = BufferGetPage(cbuf);
+        if (DriftPageGetOpaque(cpage)->chain != chain)
+            report(v, h->cold[c], "cold page of chain %u belongs to a hot page of chain %u", DriftPageGetOpaque(cpage)->chain, chain);
         for (uint16 s = c * m->cold_cap; s < h->nslots && s < (c + 1) * m->cold_cap; s++) {
             if (!ItemPointerIsValid(&tids[s])) continue;
             uint16 cs = s % m->cold_cap;
@@ -92,7 +98,7 @@ static void verify_cold(Verifier *v, BlockNumber blkno, const DriftHotHeader *h,
 }
 
 // Walks bucket b's chain from head; checks it ends at tail. Returns live entries.
-static uint64 verify_bucket(Verifier *v, uint32 b, BlockNumber head, BlockNumber tail) {
+static uint64 verify_bucket(Verifier *v, uint32 b, BlockNumber head, BlockNumber tail, uint32 chain) {
     uint64 live = 0;
     BlockNumber last = InvalidBlockNumber;
     char from[48];
@@ -106,11 +112,13 @@ static uint64 verify_bucket(Verifier *v, uint32 b, BlockNumber head, BlockNumber
         DriftHotHeader *h = drift_hot_header(page);
         ItemPointerData *tids = drift_hot_tids(page);
         if (h->bucket != b) report(v, blkno, "page of bucket %u is in the chain of bucket %u", h->bucket, b);
+        if (DriftPageGetOpaque(page)->chain != chain)
+            report(v, blkno, "page of chain %u is in bucket %u's chain %u", DriftPageGetOpaque(page)->chain, b, chain);
         uint16 valid = 0;
         for (uint16 s = 0; s < h->nslots; s++) valid += ItemPointerIsValid(&tids[s]);
         if (valid != h->nlive) report(v, blkno, "header counts %u live entries, the page holds %u", h->nlive, valid);
         live += valid;
-        verify_cold(v, blkno, h, tids);
+        verify_cold(v, blkno, h, tids, chain);
         last = blkno;
         blkno = DriftPageGetOpaque(page)->next;
         UnlockReleaseBuffer(buf);
@@ -122,17 +130,20 @@ static uint64 verify_bucket(Verifier *v, uint32 b, BlockNumber head, BlockNumber
 // Walks the directory and every bucket.
 static void verify_buckets(Verifier *v) {
     const DriftMetaPageData *m = &v->meta;
-    Size qbytes = 0;
-    for (BlockNumber blkno = m->quant_head; blkno != InvalidBlockNumber;) {
-        if (!reach(v, blkno, "the quantizer chain")) break;
-        Buffer buf = read_page(v, blkno, DRIFT_PAGE_BLOB);
-        if (!BufferIsValid(buf)) break;
-        qbytes += drift_blob_header(BufferGetPage(buf))->nbytes;
-        blkno = DriftPageGetOpaque(BufferGetPage(buf))->next;
-        UnlockReleaseBuffer(buf);
+    for (BlockNumber head : {m->quant_head, m->old_quant_head}) {
+        Size qbytes = 0;
+        if (head == InvalidBlockNumber) continue;
+        for (BlockNumber blkno = head; blkno != InvalidBlockNumber;) {
+            if (!reach(v, blkno, "a quantizer chain")) break;
+            Buffer buf = read_page(v, blkno, DRIFT_PAGE_BLOB);
+            if (!BufferIsValid(buf)) break;
+            qbytes += drift_blob_header(BufferGetPage(buf))->nbytes;
+            blkno = DriftPageGetOpaque(BufferGetPage(buf))->next;
+            UnlockReleaseBuffer(buf);
+        }
+        if (qbytes != sizeof(float) * 2 * m->dim)
+            report(v, head, "a quantizer chain holds %zu bytes, not %zu", size_t(qbytes), sizeof(float) * 2 * m->dim);
     }
-    if (qbytes != sizeof(float) * 2 * m->dim)
-        report(v, m->quant_head, "the quantizer chain holds %zu bytes, not %zu", size_t(qbytes), sizeof(float) * 2 * m->dim);
 
     uint32 b = 0;
     for (BlockNumber blkno = m->dir_head; blkno != InvalidBlockNumber;) {
@@ -146,7 +157,9 @@ static void verify_buckets(Verifier *v) {
         BlockNumber next = DriftPageGetOpaque(page)->next;
         UnlockReleaseBuffer(buf);
         for (uint32 i = 0; i < n; i++, b++) {
-            uint64 live = verify_bucket(v, b, entries[i].head, entries[i].tail);
+            if (entries[i].chain == 0) continue;
+            v->live[v->nlive++] = entries[i].chain;
+            uint64 live = verify_bucket(v, b, entries[i].head, entries[i].tail, entries[i].chain);
             if (entries[i].nlive > live && entries[i].ndead == 0)
                 report(v, blkno, "bucket %u: the directory counts %u entries, its chain holds %llu", b, entries[i].nlive,
                        (unsigned long long) live);
@@ -165,6 +178,7 @@ static void verify_l0(Verifier *v) {
         Buffer buf = read_page(v, blkno, DRIFT_PAGE_L0);
         if (!BufferIsValid(buf)) return;
         Page page = BufferGetPage(buf);
+        if (v->nlive < v->meta.nbuckets + 64) v->live[v->nlive++] = DriftPageGetOpaque(page)->chain;
         DriftVecHeader *h = drift_vec_header(page);
         uint16 valid = 0;
         for (uint16 s = 0; s < h->nslots; s++) valid += ItemPointerIsValid(&drift_vec_entry(page, v->meta.dim, s)->tid);
@@ -184,10 +198,15 @@ static void verify_unreached(Verifier *v) {
         Buffer buf = ReadBuffer(v->index, blkno);
         LockBuffer(buf, BUFFER_LOCK_SHARE);
         int type = drift_page_type(BufferGetPage(buf));
+        uint32 chain = type > 0 ? DriftPageGetOpaque(BufferGetPage(buf))->chain : 0;
+        bool live = false;
+        for (uint32 i = 0; i < v->nlive && !live; i++) live = v->live[i] == chain;
         if (type < 0)
             report(v, blkno, "an unreachable page is not a drift page");
-        else if (type != 0 && type != DRIFT_PAGE_FREE)
+        else if (type == DRIFT_PAGE_META || type == DRIFT_PAGE_DIR)
             report(v, blkno, "a page of type %d is in use but no chain reaches it", type);
+        else if (type != 0 && type != DRIFT_PAGE_FREE && live)
+            report(v, blkno, "a page of live chain %u is not reached from its chain", chain);
         UnlockReleaseBuffer(buf);
     }
 }
@@ -212,6 +231,10 @@ Datum drift_verify(PG_FUNCTION_ARGS) {
         if (problem != NULL)
             report(&v, DRIFT_METAPAGE_BLKNO, "%s", problem);
         else {
+            v.live = (uint32 *) palloc(sizeof(uint32) * (v.meta.nbuckets + 65));
+            if (v.meta.nretired > DRIFT_MAX_RETIRED)
+                report(&v, DRIFT_METAPAGE_BLKNO, "the metapage lists %u retired chains, more than %u", v.meta.nretired,
+                       DRIFT_MAX_RETIRED);
             if (v.meta.flags & DRIFT_META_TRAINED) verify_buckets(&v);
             verify_l0(&v);
             verify_unreached(&v);

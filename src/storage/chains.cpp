@@ -1,7 +1,11 @@
-// Appending entries to bucket chains and to the L0 chain (generic WAL).
+// Writing bucket chains and the L0 chain (generic WAL).
 #include "chains.h"
 
 #include "buffers.h"
+
+extern "C" {
+#include "access/xloginsert.h"
+}
 
 void drift_vec_put(Page page, uint32 dim, uint16 slot, ItemPointer tid, const float *vec) {
     DriftVecHeader *h = drift_vec_header(page);
@@ -49,6 +53,116 @@ void drift_hot_put(const DriftMetaPageData *meta, Page hot, Page cold, uint16 s,
     drift_vec_header(cold)->nlive = 0;
 }
 
+Buffer drift_unlogged_page(Relation index, ForkNumber fork, uint16 type, uint32 chain) {
+    Buffer buf = drift_new_buffer(index, fork);
+    drift_page_init(BufferGetPage(buf), type, chain);
+    MarkBufferDirty(buf);
+    LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+    return buf;
+}
+
+// A new page of the chain being written.
+static Buffer writer_page(ChainWriter *w, uint16 type) { return drift_unlogged_page(w->index, w->fork, type, w->chain); }
+
+// Drops the writer's pin on a page it is done with, WAL-logging the page first if asked.
+static void writer_release(ChainWriter *w, Buffer buf) {
+    if (w->wal) {
+        LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+        log_newpage_buffer(buf, true);
+        LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+    }
+    ReleaseBuffer(buf);
+}
+
+Page drift_unlogged_edit(Buffer buf) {
+    LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+    return BufferGetPage(buf);
+}
+
+void drift_unlogged_end(Buffer buf) {
+    MarkBufferDirty(buf);
+    LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+}
+
+BlockNumber drift_write_blob(Relation index, ForkNumber fork, uint32 chain, const char *data, Size nbytes, bool wal) {
+    ChainWriter w;
+    w.wal = wal;
+    BlockNumber head = InvalidBlockNumber;
+    Buffer prev = InvalidBuffer;
+    for (Size done = 0; done < nbytes;) {
+        Buffer buf = drift_unlogged_page(index, fork, DRIFT_PAGE_BLOB, chain);
+        Page page = drift_unlogged_edit(buf);
+        Size n = Min(nbytes - done, Size(DRIFT_BLOB_CAPACITY));
+        memcpy(drift_blob_data(page), data + done, n);
+        drift_blob_header(page)->nbytes = uint32(n);
+        drift_page_set_bounds(page, 0);
+        drift_unlogged_end(buf);
+        done += n;
+        if (BufferIsValid(prev)) {
+            Page ppage = drift_unlogged_edit(prev);  // not inside the macro: it evaluates its argument twice
+            DriftPageGetOpaque(ppage)->next = BufferGetBlockNumber(buf);
+            drift_unlogged_end(prev);
+            writer_release(&w, prev);
+        } else
+            head = BufferGetBlockNumber(buf);
+        prev = buf;
+    }
+    writer_release(&w, prev);
+    return head;
+}
+
+void drift_chain_start(ChainWriter *w, Relation index, ForkNumber fork, const DriftMetaPageData *meta, bool wal,
+                       uint32 chain, uint32 bucket) {
+    w->index = index;
+    w->fork = fork;
+    w->meta = meta;
+    w->wal = wal;
+    w->chain = chain;
+    w->bucket = bucket;
+    w->hot = writer_page(w, DRIFT_PAGE_HOT);
+    w->cold = InvalidBuffer;
+    Page page = drift_unlogged_edit(w->hot);
+    drift_hot_header(page)->bucket = bucket;
+    drift_unlogged_end(w->hot);
+    w->head = w->tail = BufferGetBlockNumber(w->hot);
+    w->n = 0;
+}
+
+void drift_chain_add(ChainWriter *w, ItemPointer tid, const uint8 *code, const float *vec) {
+    const DriftMetaPageData *meta = w->meta;
+    Page hot = drift_unlogged_edit(w->hot);
+    DriftHotHeader *h = drift_hot_header(hot);
+    if (h->nslots == meta->hot_cap) {
+        Buffer nbuf = writer_page(w, DRIFT_PAGE_HOT);
+        DriftPageGetOpaque(hot)->next = BufferGetBlockNumber(nbuf);
+        drift_unlogged_end(w->hot);
+        writer_release(w, w->hot);
+        if (BufferIsValid(w->cold)) writer_release(w, w->cold);
+        w->hot = nbuf;
+        w->cold = InvalidBuffer;
+        w->tail = BufferGetBlockNumber(nbuf);
+        hot = drift_unlogged_edit(w->hot);
+        h = drift_hot_header(hot);
+        h->bucket = w->bucket;
+    }
+    uint16 s = h->nslots;
+    if (s % meta->cold_cap == 0) {
+        if (BufferIsValid(w->cold)) writer_release(w, w->cold);
+        w->cold = writer_page(w, DRIFT_PAGE_COLD);
+        h->cold[h->ncold++] = BufferGetBlockNumber(w->cold);
+    }
+    drift_hot_put(meta, hot, drift_unlogged_edit(w->cold), s, tid, code, vec);
+    drift_unlogged_end(w->cold);
+    drift_unlogged_end(w->hot);
+    w->n++;
+}
+
+void drift_chain_finish(ChainWriter *w) {
+    writer_release(w, w->hot);
+    if (BufferIsValid(w->cold)) writer_release(w, w->cold);
+    w->hot = w->cold = InvalidBuffer;
+}
+
 // Follows next links from a locked chain page to the chain's last page.
 static Buffer lock_chain_tail(Relation index, Buffer buf, uint16 type, const DriftMetaPageData *meta) {
     for (;;) {
@@ -60,86 +174,78 @@ static Buffer lock_chain_tail(Relation index, Buffer buf, uint16 type, const Dri
     }
 }
 
-void drift_bucket_append(Relation index, const DriftMetaPageData *meta, DriftDirSlot dir, uint32 bucket,
-                         ItemPointer tid, const uint8 *code, const float *vec) {
-    Buffer buf;
-    BlockNumber tried = InvalidBlockNumber;
-    for (;;) {
-        Buffer dbuf = drift_read_locked(index, dir.blkno, BUFFER_LOCK_SHARE, DRIFT_PAGE_DIR, meta);
-        BlockNumber tail = drift_dir_entry(BufferGetPage(dbuf), meta->dim, dir.slot)->tail;
-        UnlockReleaseBuffer(dbuf);
-        if (tail == tried) {
-            // The same tail twice is no race: it must be this bucket's page.
-            buf = drift_read_locked(index, tail, BUFFER_LOCK_EXCLUSIVE, DRIFT_PAGE_HOT, meta);
-            if (drift_hot_header(BufferGetPage(buf))->bucket == bucket) break;
-            UnlockReleaseBuffer(buf);
-            drift_corrupt(index, tail, "A bucket's tail page belongs to another bucket.");
-        }
-        if (!drift_block_exists(index, tail)) drift_corrupt(index, dir.blkno, "A page link points outside the index.");
-        buf = ReadBuffer(index, tail);
-        LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-        Page page = BufferGetPage(buf);
-        if (drift_page_type(page) == DRIFT_PAGE_HOT && drift_hot_header(page)->bucket == bucket) {
-            drift_check_page(index, page, tail, DRIFT_PAGE_HOT, meta);
-            break;
-        }
-        // A tail read before a concurrent vacuum recycled it: read the
-        // directory again, which names the current tail.
+void drift_bucket_append(Relation index, const DriftMetaPageData *meta, DriftDirSlot dir, uint32 chain, uint32 n,
+                         const ItemPointerData *tids, const uint8 *codes, const float *vecs) {
+    uint32 dim = meta->dim;
+    Buffer dbuf = drift_read_locked(index, dir.blkno, BUFFER_LOCK_SHARE, DRIFT_PAGE_DIR, meta);
+    DriftDirEntry e = drift_dir_entry(BufferGetPage(dbuf), dim, dir.slot);
+    BlockNumber tail = e->tail;
+    UnlockReleaseBuffer(dbuf);
+    Buffer buf = drift_read_locked(index, tail, BUFFER_LOCK_EXCLUSIVE, DRIFT_PAGE_HOT, meta);
+    if (DriftPageGetOpaque(BufferGetPage(buf))->chain != chain ||
+        DriftPageGetOpaque(BufferGetPage(buf))->next != InvalidBlockNumber) {
         UnlockReleaseBuffer(buf);
-        tried = tail;
+        drift_corrupt(index, tail, "A bucket's tail page is not the last page of its chain.");
     }
-    buf = lock_chain_tail(index, buf, DRIFT_PAGE_HOT, meta);
-
-    int s = hot_free_slot(BufferGetPage(buf), meta->hot_cap);
-    GenericXLogState *st;
-    if (s >= 0) {
-        DriftHotHeader *h = drift_hot_header(BufferGetPage(buf));
-        uint16 ci = uint16(s / meta->cold_cap);
-        bool fresh = ci >= h->ncold;
-        Buffer cbuf = fresh ? drift_new_buffer(index, MAIN_FORKNUM)
-                            : drift_read_locked(index, h->cold[ci], BUFFER_LOCK_EXCLUSIVE, DRIFT_PAGE_COLD, meta);
-        st = GenericXLogStart(index);
-        Page hot = GenericXLogRegisterBuffer(st, buf, 0);
-        Page cold = GenericXLogRegisterBuffer(st, cbuf, fresh ? GENERIC_XLOG_FULL_IMAGE : 0);
-        if (fresh) {
-            drift_page_init(cold, DRIFT_PAGE_COLD);
-            h = drift_hot_header(hot);
-            h->cold[h->ncold++] = BufferGetBlockNumber(cbuf);
+    uint32 bucket = drift_hot_header(BufferGetPage(buf))->bucket;
+    uint32 i = 0;
+    while (i < n) {
+        int s = hot_free_slot(BufferGetPage(buf), meta->hot_cap);
+        if (s >= 0) {
+            // Fill free slots whose vectors go to the same cold page, in one record.
+            DriftHotHeader *h = drift_hot_header(BufferGetPage(buf));
+            uint16 ci = uint16(s / meta->cold_cap);
+            bool fresh = ci >= h->ncold;
+            Buffer cbuf = fresh ? drift_new_buffer(index, MAIN_FORKNUM)
+                                : drift_read_locked(index, h->cold[ci], BUFFER_LOCK_EXCLUSIVE, DRIFT_PAGE_COLD, meta);
+            GenericXLogState *st = GenericXLogStart(index);
+            Page hot = GenericXLogRegisterBuffer(st, buf, 0);
+            Page cold = GenericXLogRegisterBuffer(st, cbuf, fresh ? GENERIC_XLOG_FULL_IMAGE : 0);
+            if (fresh) {
+                drift_page_init(cold, DRIFT_PAGE_COLD, chain);
+                h = drift_hot_header(hot);
+                h->cold[h->ncold++] = BufferGetBlockNumber(cbuf);
+            }
+            while (i < n && s >= 0 && s / meta->cold_cap == ci) {
+                drift_hot_put(meta, hot, cold, uint16(s), (ItemPointer) &tids[i], codes + Size(i) * dim,
+                              vecs + Size(i) * dim);
+                i++;
+                s = hot_free_slot(hot, meta->hot_cap);
+            }
+            GenericXLogFinish(st);
+            UnlockReleaseBuffer(cbuf);
+            continue;
         }
-        drift_hot_put(meta, hot, cold, uint16(s), tid, code, vec);
+        // The tail is full: link a new hot page (with its first cold page)
+        // and point the directory at it, in one record.
+        Buffer nbuf = drift_new_buffer(index, MAIN_FORKNUM);
+        Buffer cbuf = drift_new_buffer(index, MAIN_FORKNUM);
+        dbuf = drift_read_locked(index, dir.blkno, BUFFER_LOCK_EXCLUSIVE, DRIFT_PAGE_DIR, meta);
+        GenericXLogState *st = GenericXLogStart(index);
+        Page old = GenericXLogRegisterBuffer(st, buf, 0);
+        Page hot = GenericXLogRegisterBuffer(st, nbuf, GENERIC_XLOG_FULL_IMAGE);
+        Page cold = GenericXLogRegisterBuffer(st, cbuf, GENERIC_XLOG_FULL_IMAGE);
+        Page dpage = GenericXLogRegisterBuffer(st, dbuf, 0);
+        drift_page_init(hot, DRIFT_PAGE_HOT, chain);
+        drift_page_init(cold, DRIFT_PAGE_COLD, chain);
+        DriftHotHeader *h = drift_hot_header(hot);
+        h->bucket = bucket;
+        h->ncold = 1;
+        h->cold[0] = BufferGetBlockNumber(cbuf);
+        for (uint16 s2 = 0; i < n && s2 < meta->cold_cap; s2++, i++)
+            drift_hot_put(meta, hot, cold, s2, (ItemPointer) &tids[i], codes + Size(i) * dim, vecs + Size(i) * dim);
+        DriftPageGetOpaque(old)->next = BufferGetBlockNumber(nbuf);
+        drift_dir_entry(dpage, dim, dir.slot)->tail = BufferGetBlockNumber(nbuf);
         GenericXLogFinish(st);
+        UnlockReleaseBuffer(dbuf);
         UnlockReleaseBuffer(cbuf);
         UnlockReleaseBuffer(buf);
-        return;
+        buf = nbuf;
     }
-
-    // The tail is full: link a new hot page (with its first cold page) and
-    // point the directory at it, in one WAL record.
-    Buffer nbuf = drift_new_buffer(index, MAIN_FORKNUM);
-    Buffer cbuf = drift_new_buffer(index, MAIN_FORKNUM);
-    Buffer dbuf = drift_read_locked(index, dir.blkno, BUFFER_LOCK_EXCLUSIVE, DRIFT_PAGE_DIR, meta);
-    st = GenericXLogStart(index);
-    Page old = GenericXLogRegisterBuffer(st, buf, 0);
-    Page hot = GenericXLogRegisterBuffer(st, nbuf, GENERIC_XLOG_FULL_IMAGE);
-    Page cold = GenericXLogRegisterBuffer(st, cbuf, GENERIC_XLOG_FULL_IMAGE);
-    Page dpage = GenericXLogRegisterBuffer(st, dbuf, 0);
-    drift_page_init(hot, DRIFT_PAGE_HOT);
-    drift_page_init(cold, DRIFT_PAGE_COLD);
-    DriftHotHeader *h = drift_hot_header(hot);
-    h->bucket = bucket;
-    h->ncold = 1;
-    h->cold[0] = BufferGetBlockNumber(cbuf);
-    drift_hot_put(meta, hot, cold, 0, tid, code, vec);
-    DriftPageGetOpaque(old)->next = BufferGetBlockNumber(nbuf);
-    drift_dir_entry(dpage, meta->dim, dir.slot)->tail = BufferGetBlockNumber(nbuf);
-    GenericXLogFinish(st);
-    UnlockReleaseBuffer(dbuf);
-    UnlockReleaseBuffer(cbuf);
-    UnlockReleaseBuffer(nbuf);
     UnlockReleaseBuffer(buf);
 }
 
-void drift_l0_append(Relation index, const DriftMetaPageData *meta, ItemPointer tid, const float *vec) {
+uint32 drift_l0_append(Relation index, const DriftMetaPageData *meta, ItemPointer tid, const float *vec) {
     BlockNumber tail = meta->l0_tail;
     if (tail == InvalidBlockNumber) {
         // No L0 page yet: create the first one under the metapage lock.
@@ -150,37 +256,69 @@ void drift_l0_append(Relation index, const DriftMetaPageData *meta, ItemPointer 
             GenericXLogState *st = GenericXLogStart(index);
             Page mpage = GenericXLogRegisterBuffer(st, mbuf, 0);
             Page page = GenericXLogRegisterBuffer(st, nbuf, GENERIC_XLOG_FULL_IMAGE);
-            drift_page_init(page, DRIFT_PAGE_L0);
+            DriftMetaPage m = DriftPageGetMeta(mpage);
+            drift_page_init(page, DRIFT_PAGE_L0, m->l0_chain);
             drift_vec_put(page, meta->dim, 0, tid, vec);
-            DriftPageGetMeta(mpage)->l0_head = DriftPageGetMeta(mpage)->l0_tail = BufferGetBlockNumber(nbuf);
+            m->l0_head = m->l0_tail = BufferGetBlockNumber(nbuf);
+            uint32 pages = ++m->l0_pages;
             GenericXLogFinish(st);
             UnlockReleaseBuffer(nbuf);
             UnlockReleaseBuffer(mbuf);
-            return;
+            return pages;
         }
         UnlockReleaseBuffer(mbuf);
     }
     Buffer buf = drift_read_locked(index, tail, BUFFER_LOCK_EXCLUSIVE, DRIFT_PAGE_L0, meta);
     buf = lock_chain_tail(index, buf, DRIFT_PAGE_L0, meta);
     int s = drift_vec_free_slot(BufferGetPage(buf), meta->dim, meta->cold_cap);
-    GenericXLogState *st = GenericXLogStart(index);
-    Page page = GenericXLogRegisterBuffer(st, buf, 0);
     if (s >= 0) {
+        GenericXLogState *st = GenericXLogStart(index);
+        Page page = GenericXLogRegisterBuffer(st, buf, 0);
         drift_vec_put(page, meta->dim, uint16(s), tid, vec);
         GenericXLogFinish(st);
         UnlockReleaseBuffer(buf);
-        return;
+        return 0;
     }
+    // The tail is full: a new tail page of the same chain.
     Buffer nbuf = drift_new_buffer(index, MAIN_FORKNUM);
     Buffer mbuf = drift_read_locked(index, DRIFT_METAPAGE_BLKNO, BUFFER_LOCK_EXCLUSIVE, DRIFT_PAGE_META, NULL);
+    GenericXLogState *st = GenericXLogStart(index);
+    Page page = GenericXLogRegisterBuffer(st, buf, 0);
     Page npage = GenericXLogRegisterBuffer(st, nbuf, GENERIC_XLOG_FULL_IMAGE);
     Page mpage = GenericXLogRegisterBuffer(st, mbuf, 0);
-    drift_page_init(npage, DRIFT_PAGE_L0);
+    drift_page_init(npage, DRIFT_PAGE_L0, DriftPageGetOpaque(page)->chain);
     drift_vec_put(npage, meta->dim, 0, tid, vec);
     DriftPageGetOpaque(page)->next = BufferGetBlockNumber(nbuf);
-    DriftPageGetMeta(mpage)->l0_tail = BufferGetBlockNumber(nbuf);
+    DriftMetaPage m = DriftPageGetMeta(mpage);
+    m->l0_tail = BufferGetBlockNumber(nbuf);
+    uint32 pages = ++m->l0_pages;
     GenericXLogFinish(st);
     UnlockReleaseBuffer(mbuf);
     UnlockReleaseBuffer(nbuf);
     UnlockReleaseBuffer(buf);
+    return pages;
+}
+
+BlockNumber drift_l0_close(Relation index, const DriftMetaPageData *meta) {
+    if (meta->l0_tail == InvalidBlockNumber) return InvalidBlockNumber;
+    // Lock order as in drift_l0_append: tail page, then metapage.
+    Buffer buf = drift_read_locked(index, meta->l0_tail, BUFFER_LOCK_EXCLUSIVE, DRIFT_PAGE_L0, meta);
+    buf = lock_chain_tail(index, buf, DRIFT_PAGE_L0, meta);
+    Buffer nbuf = drift_new_buffer(index, MAIN_FORKNUM);
+    Buffer mbuf = drift_read_locked(index, DRIFT_METAPAGE_BLKNO, BUFFER_LOCK_EXCLUSIVE, DRIFT_PAGE_META, NULL);
+    GenericXLogState *st = GenericXLogStart(index);
+    Page page = GenericXLogRegisterBuffer(st, buf, 0);
+    Page npage = GenericXLogRegisterBuffer(st, nbuf, GENERIC_XLOG_FULL_IMAGE);
+    DriftMetaPage m = DriftPageGetMeta(GenericXLogRegisterBuffer(st, mbuf, 0));
+    m->l0_chain = m->next_chain++;
+    drift_page_init(npage, DRIFT_PAGE_L0, m->l0_chain);
+    DriftPageGetOpaque(page)->next = BufferGetBlockNumber(nbuf);
+    m->l0_tail = BufferGetBlockNumber(nbuf);
+    m->l0_pages = 0;
+    GenericXLogFinish(st);
+    BlockNumber first = BufferGetBlockNumber(nbuf);
+    UnlockReleaseBuffer(mbuf);
+    UnlockReleaseBuffer(nbuf);
+    UnlockReleaseBuffer(buf);
+    return first;
 }

@@ -22,10 +22,11 @@ void drift_meta_set_dim(DriftMetaPageData *meta, uint32 dim) {
     meta->dir_cap = dim ? drift_dir_capacity(dim) : 0;
 }
 
-void drift_page_init(Page page, uint16 type) {
+void drift_page_init(Page page, uint16 type, uint32 chain) {
     PageInit(page, BLCKSZ, sizeof(DriftPageOpaqueData));
     DriftPageOpaque op = DriftPageGetOpaque(page);
     op->next = InvalidBlockNumber;
+    op->chain = chain;
     op->type = type;
     op->page_id = DRIFT_PAGE_ID;
     drift_page_set_bounds(page, 0);

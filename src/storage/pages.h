@@ -8,7 +8,23 @@
 // (codes contiguous, for SIMD scans), and its full vector lives in cold page
 // cold[i / cold_cap] at position i % cold_cap. L0 is a chain of pages with
 // the cold layout, holding rows not yet assigned to a bucket. Every page
-// carries DRIFT_PAGE_ID and its type in the special space.
+// carries DRIFT_PAGE_ID, its type and its chain id in the special space.
+//
+// Chain ids make page ownership explicit. Every hot and cold page of a
+// bucket carries the id of the chain it was written for (the directory
+// names each bucket's current chain id), and every L0 page the id of the L0
+// chain it belongs to. Maintenance never edits a chain in place to remove
+// entries: it writes a new chain, points the directory at it, and retires
+// the old chain id with the next transaction id (the metapage's retired
+// list), so scans that started earlier can still read it. Once no snapshot
+// is that old, the id is released, and any page whose chain id is neither
+// live nor retired is garbage that a sweep frees (this also collects pages
+// of a maintenance step cut short by a crash). Metapage, quantizer and
+// directory pages have chain id 0, which is always live.
+//
+// Quantizers have versions: when rows arrive far outside the quantizer's
+// range, maintenance fits a new one (a new blob chain) and rewrites the
+// buckets still coded with the old one; the metapage keeps both until then.
 //
 // Every page has the standard layout: pd_lower and pd_upper bound the free
 // space, so generic WAL compares and logs only the bytes in use, and the
@@ -18,7 +34,7 @@
 #include "pg.hpp"
 
 #define DRIFT_MAGIC 0x44524946 /* "DRIF" */
-#define DRIFT_FORMAT_VERSION 1
+#define DRIFT_FORMAT_VERSION 2
 #define DRIFT_PAGE_ID 0xFD17
 #define DRIFT_METAPAGE_BLKNO 0
 
@@ -36,6 +52,7 @@ enum DriftPageType : uint16 {
 // Special space of every drift page.
 struct DriftPageOpaqueData {
     BlockNumber next; /* next page of this page's chain, or InvalidBlockNumber */
+    uint32 chain;     /* id of the chain the page was written for; 0 = fixed pages */
     uint16 type;      /* DriftPageType */
     uint16 page_id;   /* DRIFT_PAGE_ID */
 };
@@ -45,6 +62,14 @@ typedef DriftPageOpaqueData *DriftPageOpaque;
 
 // Metapage flag: centroids and quantizer exist (else every row lives in L0).
 #define DRIFT_META_TRAINED 0x0001
+
+// A chain id retired by maintenance and the first transaction id that may
+// not have seen it retired (a FullTransactionId in two halves).
+struct DriftRetired {
+    uint32 chain;
+    uint32 xid_hi, xid_lo;
+};
+#define DRIFT_MAX_RETIRED 512
 
 // Block 0.
 struct DriftMetaPageData {
@@ -66,6 +91,19 @@ struct DriftMetaPageData {
     int32 opt_lists;        /* options as given at build (frozen) */
     float4 opt_clip_pct;
     uint64 build_rows;      /* rows indexed by the build */
+    uint32 target_bucket;   /* mean bucket size at training; sizes are judged against it */
+    uint32 live_buckets;    /* directory entries in use (nbuckets counts freed slots too) */
+    uint32 next_chain;      /* next chain id to hand out */
+    uint32 l0_chain;        /* chain id of L0 pages created from now on */
+    uint32 l0_pages;        /* pages appended to L0 since its last flush */
+    uint32 nretired;
+    uint64 flushes, flushed_rows, splits, merges, compactions, stolen;
+    int64 last_maintenance; /* TimestampTz of the last maintenance pass, 0 = never */
+    uint32 quant_chain;     /* chain id of the quantizer's blob pages: its version */
+    uint32 old_quant_chain; /* the previous quantizer, while buckets still use it */
+    BlockNumber old_quant_head; /* or InvalidBlockNumber */
+    uint32 requantized;     /* quantizers fitted again since build */
+    DriftRetired retired[DRIFT_MAX_RETIRED];
 };
 typedef DriftMetaPageData *DriftMetaPage;
 
@@ -77,13 +115,19 @@ struct DriftBlobHeader {
 };
 
 // One bucket in the centroid directory; the centroid (dim floats) follows.
+// The centroid is the running mean of the bucket's members: the running sum
+// is kept as centroid x nlive, which stays exact in float4 where a raw sum
+// would lose precision. A free slot (a merged bucket) has chain 0.
 struct DriftDirEntryData {
     BlockNumber head;  /* first hot page of the bucket's chain */
-    BlockNumber tail;  /* last hot page: inserts go here */
-    uint32 nlive;      /* live entries, as of the last build or vacuum */
-    uint32 ndead;      /* entries removed by vacuum since the build */
-    float4 radius;     /* largest member distance to the centroid at build */
-    float4 temperature;
+    BlockNumber tail;  /* last hot page: flushes append here */
+    uint32 chain;      /* chain id of the bucket's pages; 0 = slot free */
+    uint32 quant;      /* quant_chain of the quantizer its codes were made with */
+    uint32 nlive;      /* members in the running mean (live entries) */
+    uint32 ndead;      /* entries removed by vacuum since the chain was written */
+    float4 radius;     /* largest member distance to the centroid seen */
+    float4 temperature; /* decayed count of rows flushed in, per member */
+    float4 moved;      /* distance the centroid has travelled since build */
     float4 centroid[FLEXIBLE_ARRAY_MEMBER];
 };
 typedef DriftDirEntryData *DriftDirEntry;
@@ -158,8 +202,8 @@ inline DriftBlobHeader *drift_blob_header(Page page) { return (DriftBlobHeader *
 inline char *drift_blob_data(Page page) { return PageGetContents(page) + MAXALIGN(sizeof(DriftBlobHeader)); }
 #define DRIFT_BLOB_CAPACITY (DRIFT_PAGE_USABLE - MAXALIGN(sizeof(DriftBlobHeader)))
 
-// Initializes page as an empty drift page of the given type.
-void drift_page_init(Page page, uint16 type);
+// Initializes page as an empty drift page of the given type and chain id.
+void drift_page_init(Page page, uint16 type, uint32 chain);
 
 // Sets pd_lower and pd_upper around the free space of a page from its type
 // and header counts (dim: the index's dimension). Every writer calls it.

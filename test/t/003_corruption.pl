@@ -30,7 +30,7 @@ sub poke {
     };
 }
 
-# The first block of a given drift page type (special space: next u32, type u16, id u16).
+# The first block of a given drift page type (special space, 16 bytes: next u32, chain u32, type u16, id u16).
 sub first_block_of_type {
     my ($index, $type) = @_;
     my $path = $node->data_dir . '/' . $node->safe_psql('postgres', "SELECT pg_relation_filepath('$index')");
@@ -38,7 +38,7 @@ sub first_block_of_type {
     binmode $fh;
     my $blk = 0;
     while (read($fh, my $page, $blcksz) == $blcksz) {
-        my ($next, $ptype) = unpack('L S', substr($page, $blcksz - 8, 6));
+        my ($next, $chain, $ptype) = unpack('L L S', substr($page, $blcksz - 16, 10));
         return $blk if $ptype == $type;
         $blk++;
     }
@@ -49,9 +49,9 @@ my @pokes = (
     # the metapage's magic number (first field after the 24-byte page header)
     poke('t_magic_idx', 0, 24, pack('L', 0xDEADBEEF)),
     # a bucket page's page ID
-    poke('t_pageid_idx', first_block_of_type('t_pageid_idx', 4), $blcksz - 2, pack('S', 0x1234)),
+    poke('t_pageid_idx', first_block_of_type('t_pageid_idx', 4), $blcksz - 6, pack('S', 0x1234)),
     # the directory's chain link points far outside the index
-    poke('t_link_idx', first_block_of_type('t_link_idx', 4), $blcksz - 8, pack('L', 999999)),
+    poke('t_link_idx', first_block_of_type('t_link_idx', 4), $blcksz - 16, pack('L', 999999)),
     # a bucket page claims more slots than fit
     poke('t_counts_idx', first_block_of_type('t_counts_idx', 4), 24 + 4, pack('S', 65000)),
 );
@@ -80,7 +80,7 @@ like($err, qr/is corrupt/, 'drift_index_stats reports the corrupt metapage');
 # REINDEX repairs a corrupted index.
 $node->safe_psql('postgres', 'REINDEX INDEX t_pageid_idx');
 is($node->safe_psql('postgres', "SET enable_seqscan = off; SELECT count(*) FROM (SELECT id FROM t_pageid ORDER BY v <-> $q) s"),
-    '2000', 'REINDEX repairs it');
+    $node->safe_psql('postgres', 'SELECT count(*) FROM t_pageid'), 'REINDEX repairs it');
 is($node->safe_psql('postgres', "SELECT count(*) FROM drift_verify('t_pageid_idx')"), '0', 'and drift_verify agrees');
 
 my $log = slurp_file($node->logfile);

@@ -8,12 +8,16 @@ use Test::More;
 
 our @EXPORT = qw(new_node vector_sql exact_ids index_ids crash_restart);
 
-# A started node with drift created in database postgres.
+# A started node with drift created in database postgres. With
+# preload => 1, drift is in shared_preload_libraries and its janitor wakes
+# every 100 ms.
 sub new_node {
     my ($name, %params) = @_;
+    my $preload = delete $params{preload};
     my $node = PostgreSQL::Test::Cluster->new($name);
     $node->init(%params);
     $node->append_conf('postgresql.conf', "shared_buffers = 128MB\n");
+    $node->append_conf('postgresql.conf', "shared_preload_libraries = 'drift'\ndrift.janitor_naptime = 100\n") if $preload;
     $node->start;
     $node->safe_psql('postgres', 'CREATE EXTENSION drift');
     return $node;

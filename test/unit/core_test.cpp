@@ -8,6 +8,7 @@
 
 #include "core/distance.hpp"
 #include "core/kmeans.hpp"
+#include "core/maintenance.hpp"
 #include "core/sq8.hpp"
 #include "core/topk.hpp"
 
@@ -288,3 +289,40 @@ TEST(TopK, TiesBreakByPayload) {
 }
 
 }  // namespace
+
+// Maintenance planning: needs, urgency order, running means, temperature.
+TEST(Maintenance, NeedsAndUrgency) {
+    drift::MaintenanceLimits lim{1000, 80, 0.3f};
+    EXPECT_EQ(drift::bucket_need({500, 0, 0}, lim, true).work, drift::Work::None);
+    drift::Need split = drift::bucket_need({2000, 0, 0}, lim, true);
+    EXPECT_EQ(split.work, drift::Work::Split);
+    EXPECT_DOUBLE_EQ(split.urgency, 2.0);
+    // A hot bucket splits before an equally large cold one.
+    EXPECT_GT(drift::bucket_need({2000, 0, 1.0f}, lim, true).urgency, split.urgency);
+    drift::Need compact = drift::bucket_need({300, 300, 0}, lim, true);
+    EXPECT_EQ(compact.work, drift::Work::Compact);
+    EXPECT_GE(compact.urgency, 1.0);
+    drift::Need merge = drift::bucket_need({20, 0, 0}, lim, true);
+    EXPECT_EQ(merge.work, drift::Work::Merge);
+    EXPECT_LE(merge.urgency, 1.0);
+    EXPECT_EQ(drift::bucket_need({20, 0, 0}, lim, false).work, drift::Work::None);  // the last bucket stays
+    EXPECT_EQ(drift::bucket_need({0, 0, 0}, lim, true).work, drift::Work::Merge);
+}
+
+TEST(Maintenance, RunningMeanAndTemperature) {
+    float mean[2] = {1, 1};
+    float sum[2] = {6, 0};  // two rows: (3, 0) and (3, 0)
+    float moved = drift::absorb_into_mean(mean, 2, sum, 2, 2);
+    EXPECT_FLOAT_EQ(mean[0], 2.0f);
+    EXPECT_FLOAT_EQ(mean[1], 0.5f);
+    EXPECT_NEAR(moved, std::sqrt(1.25f), 1e-6);
+    EXPECT_FLOAT_EQ(drift::absorb_into_mean(mean, 4, sum, 0, 2), 0.0f);
+    float data[6] = {0, 0, 2, 4, 10, 10};
+    uint32_t idx[2] = {0, 1};
+    float out[2];
+    drift::mean_of(data, idx, 2, 2, out);
+    EXPECT_FLOAT_EQ(out[0], 1.0f);
+    EXPECT_FLOAT_EQ(out[1], 2.0f);
+    EXPECT_FLOAT_EQ(drift::next_temperature(1.0f, 50, 100), 1.0f);
+    EXPECT_FLOAT_EQ(drift::next_temperature(1.0f, 0, 100), 0.5f);
+}

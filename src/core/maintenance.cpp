@@ -1,0 +1,56 @@
+// Bucket needs, urgency, running means and temperature.
+#include "maintenance.hpp"
+
+#include <cmath>
+#include <vector>
+
+namespace drift {
+
+Need bucket_need(const BucketHealth &b, const MaintenanceLimits &lim, bool can_merge) {
+    Need best{Work::None, 0};
+    if (lim.max_size > 0 && b.nlive > lim.max_size) {
+        double u = double(b.nlive) / lim.max_size * (1.0 + std::max(0.0f, b.temperature));
+        if (u > best.urgency) best = {Work::Split, u};
+    }
+    uint64_t total = uint64_t(b.nlive) + b.ndead;
+    if (lim.dead_ratio > 0 && total > 0) {
+        double share = double(b.ndead) / double(total);
+        if (share >= lim.dead_ratio) {
+            double u = share / lim.dead_ratio;
+            if (u > best.urgency) best = {Work::Compact, u};
+        }
+    }
+    if (can_merge && b.nlive < lim.min_size) {
+        double u = 1.0 - double(b.nlive) / lim.min_size;
+        if (u > best.urgency || best.work == Work::None) best = {Work::Merge, std::max(u, 1e-9)};
+    }
+    return best;
+}
+
+float next_temperature(float temperature, uint32_t added, uint32_t nlive) {
+    return 0.5f * temperature + float(added) / float(std::max<uint32_t>(nlive, 1));
+}
+
+float absorb_into_mean(float *mean, uint32_t count, const float *sum, uint32_t n, size_t dim) {
+    if (n == 0) return 0;
+    double moved = 0;
+    double total = double(count) + n;
+    for (size_t j = 0; j < dim; j++) {
+        double m = (double(mean[j]) * count + sum[j]) / total;
+        moved += (m - mean[j]) * (m - mean[j]);
+        mean[j] = float(m);
+    }
+    return float(std::sqrt(moved));
+}
+
+void mean_of(const float *data, const uint32_t *idx, size_t n, size_t dim, float *out) {
+    if (n == 0) return;
+    std::vector<double> acc(dim, 0.0);
+    for (size_t i = 0; i < n; i++) {
+        const float *v = data + size_t(idx[i]) * dim;
+        for (size_t j = 0; j < dim; j++) acc[j] += v[j];
+    }
+    for (size_t j = 0; j < dim; j++) out[j] = float(acc[j] / double(n));
+}
+
+}  // namespace drift

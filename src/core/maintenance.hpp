@@ -1,0 +1,53 @@
+// What maintenance does to a bucket, and in what order: the urgency score
+// (docs/maintenance.md explains the formula), running means and
+// temperature. Pure functions, unit-tested without a server.
+#pragma once
+
+#include "core.hpp"
+
+namespace drift {
+
+// The state of one bucket as the directory records it.
+struct BucketHealth {
+    uint32_t nlive;     // live entries
+    uint32_t ndead;     // entries removed by VACUUM since the chain was written
+    float temperature;  // decayed rows flushed in, per member
+};
+
+// Thresholds of one index.
+struct MaintenanceLimits {
+    uint32_t max_size;  // split above this
+    uint32_t min_size;  // merge below this
+    float dead_ratio;   // compact at or above this share of dead entries
+};
+
+enum class Work { None, Split, Compact, Merge };
+
+// What a bucket needs and how urgently (0 for Work::None).
+struct Need {
+    Work work;
+    double urgency;
+};
+
+// Urgency, highest first:
+//   split    (nlive > max_size):                 (nlive / max_size) * (1 + temperature)
+//   compact  (ndead / (nlive + ndead) >= ratio):  dead share / ratio
+//   merge    (nlive < min_size, can_merge):       1 - nlive / min_size   (in (0, 1])
+// Splits and compactions score at least 1, merges at most 1. When several
+// apply, the highest one is the bucket's need.
+Need bucket_need(const BucketHealth &b, const MaintenanceLimits &lim, bool can_merge);
+
+// Temperature after a flush that added `added` rows to a bucket that now
+// has nlive members: the old value halves, the new rows' share adds.
+float next_temperature(float temperature, uint32_t added, uint32_t nlive);
+
+// Folds n rows (their sum in sum[dim]) into a running mean of `count`
+// members: mean = (mean * count + sum) / (count + n). Returns how far the
+// mean moved (L2).
+float absorb_into_mean(float *mean, uint32_t count, const float *sum, uint32_t n, size_t dim);
+
+// The mean of the rows of data (n x dim) listed in idx, into out; out is
+// left unchanged when n is 0.
+void mean_of(const float *data, const uint32_t *idx, size_t n, size_t dim, float *out);
+
+}  // namespace drift

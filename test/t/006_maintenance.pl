@@ -1,0 +1,94 @@
+# Maintenance in both modes. Without shared_preload_libraries: L0 is
+# flushed inline past drift.l0_max_rows, and drift_maintain and VACUUM run
+# splits, merges and compactions. With it: the janitor does all of it
+# alone. Either way, after rows from a shifted distribution arrive, queries
+# on the new and the old distribution keep their recall, and the index
+# reports what was done.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use DriftTest;
+
+my $dim = 16;
+my $a = vector_sql($dim);
+my $b = "(SELECT array_agg((4 + sin(i * 0.37 + j * 1.7 + (i % 13) * j))::real ORDER BY j) FROM generate_series(1, $dim) j)";
+
+# Mean recall@10 (default probes) over queries drawn from rows lo..hi.
+sub recall {
+    my ($node, $lo, $hi) = @_;
+    my ($hits, $total) = (0, 0);
+    for my $i (map { $lo + int(($hi - $lo) * $_ / 20) } 0 .. 19) {
+        my $q = $node->safe_psql('postgres', "SELECT v FROM items WHERE id = $i");
+        my %exact = map { $_ => 1 } split /,/, exact_ids($node, 'items', $q, 10);
+        $hits += grep { $exact{$_} } split /,/, index_ids($node, 'items', $q, 10);
+        $total += 10;
+    }
+    return $hits / $total;
+}
+
+# Stats as a hash.
+sub stats {
+    my ($node) = @_;
+    my @cols = qw(l0_entries flushes flushed_rows splits merges compactions stolen_rows lists live_entries quantizers_fitted);
+    my @vals = split /\|/, $node->safe_psql('postgres', 'SELECT ' . join(',', @cols) . " FROM drift_index_stats('items_idx')");
+    my %s;
+    @s{@cols} = @vals;
+    return \%s;
+}
+
+for my $mode ('inline', 'janitor') {
+    my $node = new_node("maint_$mode", preload => $mode eq 'janitor');
+    $node->safe_psql('postgres', "CREATE TABLE items (id int PRIMARY KEY, v real[]);
+        INSERT INTO items SELECT i, $a FROM generate_series(1, 6000) i;
+        CREATE INDEX items_idx ON items USING drift (v) WITH (lists = 40);");
+    $node->append_conf('postgresql.conf', "drift.l0_max_rows = 1000\n");
+    $node->reload;
+    is(stats($node)->{l0_entries}, 0, "$mode: the build leaves L0 empty");
+    $node->safe_psql('postgres', "INSERT INTO items SELECT i, $b FROM generate_series(100001, 106000) i");
+    my $s = stats($node);
+    if ($mode eq 'inline') {
+        cmp_ok($s->{flushes}, '>', 0, "inline: inserting backends flushed L0 ($s->{flushes} flushes)");
+        cmp_ok($s->{l0_entries}, '<=', 1000 + 200, "inline: L0 stays near drift.l0_max_rows ($s->{l0_entries})");
+        is($s->{splits}, 0, 'inline: inserts do not split buckets');
+        my $m = $node->safe_psql('postgres', "SELECT flushed_rows, splits FROM drift_maintain('items_idx')");
+        my ($flushed, $splits) = split /\|/, $m;
+        cmp_ok($splits, '>', 0, "inline: drift_maintain split the overfull buckets ($splits)");
+        $node->safe_psql('postgres', "SELECT drift_maintain('items_idx')") for 1 .. 3;
+        $node->safe_psql('postgres', 'DELETE FROM items WHERE id BETWEEN 1 AND 2500');
+        $node->safe_psql('postgres', 'VACUUM items');
+        my $after = stats($node);
+        cmp_ok($after->{compactions} + $after->{merges}, '>', 0,
+            "inline: VACUUM compacted or merged the emptied buckets ($after->{compactions} compactions, $after->{merges} merges)");
+    } else {
+        $node->poll_query_until('postgres',
+            "SELECT l0_entries = 0 AND splits > 0 FROM drift_index_stats('items_idx')") or die 'the janitor did nothing';
+        $node->safe_psql('postgres', 'DELETE FROM items WHERE id BETWEEN 1 AND 2500');
+        $node->safe_psql('postgres', 'VACUUM items');
+        $node->poll_query_until('postgres', "SELECT l0_entries = 0 FROM drift_index_stats('items_idx')");
+        $s = stats($node);
+        cmp_ok($s->{flushes}, '>', 0, "janitor: it flushed L0 ($s->{flushes} flushes)");
+        cmp_ok($s->{splits}, '>', 0, "janitor: it split buckets ($s->{splits} splits, $s->{stolen_rows} rows stolen)");
+        like(slurp_file($node->logfile), qr/drift janitor: index "items_idx": flushed \d+ rows, \d+ splits/,
+            'janitor: its passes are logged');
+    }
+    $s = stats($node);
+    is($s->{live_entries}, $node->safe_psql('postgres', 'SELECT count(*) FROM items'), "$mode: the index holds every live row");
+    cmp_ok($s->{lists}, '>', 40, "$mode: buckets were added for the new distribution ($s->{lists})");
+    cmp_ok($s->{quantizers_fitted}, '>', 1, "$mode: a quantizer was fitted to the shifted rows' range");
+    my $rb = recall($node, 100001, 106000);
+    my $ra = recall($node, 2501, 6000);
+    cmp_ok($rb, '>=', 0.9, "$mode: recall\@10 on the shifted distribution ($rb)");
+    cmp_ok($ra, '>=', 0.9, "$mode: recall\@10 on the original distribution ($ra)");
+    my $buckets = $node->safe_psql('postgres',
+        "SELECT count(*), sum(entries), bool_and(radius >= 0), max(moved) > 0 FROM drift_buckets('items_idx')");
+    my ($n, $sum, $radius_ok, $moved) = split /\|/, $buckets;
+    is($n, $s->{lists}, "$mode: drift_buckets lists every bucket");
+    is($sum + $s->{l0_entries}, $s->{live_entries}, "$mode: drift_buckets' sizes add up");
+    is($moved, 't', "$mode: centroids moved with their members");
+    is($node->safe_psql('postgres', "SELECT string_agg(blkno || ': ' || problem, E'\n') FROM drift_verify('items_idx')"), '',
+        "$mode: drift_verify finds the index sound");
+    $node->stop;
+}
+done_testing();
