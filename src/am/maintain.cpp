@@ -506,26 +506,27 @@ static void flush(Maint *m) {
 
 // Releases retired chains no snapshot can still be reading, then frees their pages.
 static void reclaim(Maint *m) {
-    const DriftMetaPageData *meta = &m->info->meta;
-    bool any = false;
-    for (uint32 i = 0; i < meta->nretired && !any; i++) {
-        const DriftRetired &r = meta->retired[i];
-        any = GlobalVisCheckRemovableFullXid(NULL, FullTransactionIdFromU64(uint64(r.xid_hi) << 32 | r.xid_lo));
-    }
-    if (!any) return;
+    if (m->info->meta.nretired == 0) return;
     Buffer mbuf = drift_read_locked(m->index, DRIFT_METAPAGE_BLKNO, BUFFER_LOCK_EXCLUSIVE, DRIFT_PAGE_META, NULL);
+    const DriftMetaPageData *cur = DriftPageGetMeta(BufferGetPage(mbuf));
+    DriftRetired kept[DRIFT_MAX_RETIRED];
+    uint32 nkept = 0;
+    for (uint32 i = 0; i < cur->nretired; i++) {
+        const DriftRetired &r = cur->retired[i];
+        if (!GlobalVisCheckRemovableFullXid(NULL, FullTransactionIdFromU64(uint64(r.xid_hi) << 32 | r.xid_lo)))
+            kept[nkept++] = r;
+    }
+    uint32 released = cur->nretired - nkept;
+    if (released == 0) {
+        UnlockReleaseBuffer(mbuf);
+        return;
+    }
     GenericXLogState *st = GenericXLogStart(m->index);
     DriftMetaPage mp = DriftPageGetMeta(GenericXLogRegisterBuffer(st, mbuf, 0));
-    uint32 kept = 0;
-    for (uint32 i = 0; i < mp->nretired; i++) {
-        DriftRetired r = mp->retired[i];
-        if (GlobalVisCheckRemovableFullXid(NULL, FullTransactionIdFromU64(uint64(r.xid_hi) << 32 | r.xid_lo)))
-            m->done.released++;
-        else
-            mp->retired[kept++] = r;
-    }
-    mp->nretired = kept;
+    memcpy(mp->retired, kept, sizeof(DriftRetired) * nkept);
+    mp->nretired = nkept;
     GenericXLogFinish(st);
+    m->done.released += released;
     UnlockReleaseBuffer(mbuf);
     drift_sweep(m->index, NULL, NULL, NULL, NULL);
     refresh(m);

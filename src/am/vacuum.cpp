@@ -152,41 +152,45 @@ static uint32 unlink_empty(Relation index, const DriftMetaPageData *meta, BlockN
 // The chain ids that are live or retired, sorted, with each live bucket
 // chain's bucket (PG_UINT32_MAX for the others).
 struct LiveChains {
-    uint32 n;
+    uint32 n, cap;
     uint64 *keys; /* chain << 32 | bucket */
 };
 
-// Adds one chain id.
-static void live_add(LiveChains *ls, uint32 chain, uint32 bucket, uint32 cap) {
-    if (ls->n < cap) ls->keys[ls->n++] = uint64(chain) << 32 | bucket;
+// Adds one chain id. Never drops one: a chain missing here would be freed.
+static void live_add(LiveChains *ls, uint32 chain, uint32 bucket) {
+    if (ls->n == ls->cap) {
+        ls->cap *= 2;
+        ls->keys = (uint64 *) repalloc(ls->keys, sizeof(uint64) * ls->cap);
+    }
+    ls->keys[ls->n++] = uint64(chain) << 32 | bucket;
 }
 
 // Collects the live and retired chain ids of an index.
 static LiveChains live_chains(Relation index, const DriftMetaPageData *meta) {
     LiveChains ls;
-    uint32 cap = meta->nbuckets + DRIFT_MAX_RETIRED + 64;
     ls.n = 0;
-    ls.keys = (uint64 *) palloc(sizeof(uint64) * cap);
+    ls.cap = meta->nbuckets + meta->nretired + 8;
+    ls.keys = (uint64 *) palloc(sizeof(uint64) * ls.cap);
     uint32 b = 0;
     for (BlockNumber blkno = meta->dir_head; blkno != InvalidBlockNumber;) {
         Buffer buf = drift_read_locked(index, blkno, BUFFER_LOCK_SHARE, DRIFT_PAGE_DIR, meta);
         Page page = BufferGetPage(buf);
         for (uint32 i = 0; i < drift_dir_header(page)->nentries; i++, b++) {
             uint32 chain = drift_dir_entry(page, meta->dim, i)->chain;
-            if (chain != 0) live_add(&ls, chain, b, cap);
+            if (chain != 0) live_add(&ls, chain, b);
         }
         blkno = DriftPageGetOpaque(page)->next;
         UnlockReleaseBuffer(buf);
     }
-    for (uint32 i = 0; i < meta->nretired; i++) live_add(&ls, meta->retired[i].chain, PG_UINT32_MAX, cap);
-    live_add(&ls, meta->l0_chain, PG_UINT32_MAX, cap);
-    if (meta->flags & DRIFT_META_TRAINED) live_add(&ls, meta->quant_chain, PG_UINT32_MAX, cap);
-    if (meta->old_quant_head != InvalidBlockNumber) live_add(&ls, meta->old_quant_chain, PG_UINT32_MAX, cap);
+    for (uint32 i = 0; i < meta->nretired; i++) live_add(&ls, meta->retired[i].chain, PG_UINT32_MAX);
+    live_add(&ls, meta->l0_chain, PG_UINT32_MAX);
+    if (meta->flags & DRIFT_META_TRAINED) live_add(&ls, meta->quant_chain, PG_UINT32_MAX);
+    if (meta->old_quant_head != InvalidBlockNumber) live_add(&ls, meta->old_quant_chain, PG_UINT32_MAX);
     uint32 last = meta->l0_chain;
     for (BlockNumber blkno = meta->l0_head; blkno != InvalidBlockNumber;) {
         Buffer buf = drift_read_locked(index, blkno, BUFFER_LOCK_SHARE, DRIFT_PAGE_L0, meta);
         uint32 chain = DriftPageGetOpaque(BufferGetPage(buf))->chain;
-        if (chain != last) live_add(&ls, chain, PG_UINT32_MAX, cap);
+        if (chain != last) live_add(&ls, chain, PG_UINT32_MAX);
         last = chain;
         blkno = DriftPageGetOpaque(BufferGetPage(buf))->next;
         UnlockReleaseBuffer(buf);

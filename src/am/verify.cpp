@@ -30,9 +30,18 @@ struct Verifier {
     BlockNumber nblocks;
     bool *seen;
     uint32 *live;  /* chain ids of buckets and L0 */
-    uint32 nlive;
+    uint32 nlive, caplive;
     ReturnSetInfo *rsinfo;
 };
+
+// Records chain as live.
+static void live_chain(Verifier *v, uint32 chain) {
+    if (v->nlive == v->caplive) {
+        v->caplive *= 2;
+        v->live = (uint32 *) repalloc(v->live, sizeof(uint32) * v->caplive);
+    }
+    v->live[v->nlive++] = chain;
+}
 
 // Adds one problem row (blkno may be InvalidBlockNumber: not about a page).
 static void report(Verifier *v, BlockNumber blkno, const char *fmt, ...) pg_attribute_printf(3, 4);
@@ -158,7 +167,7 @@ static void verify_buckets(Verifier *v) {
         UnlockReleaseBuffer(buf);
         for (uint32 i = 0; i < n; i++, b++) {
             if (entries[i].chain == 0) continue;
-            v->live[v->nlive++] = entries[i].chain;
+            live_chain(v, entries[i].chain);
             uint64 live = verify_bucket(v, b, entries[i].head, entries[i].tail, entries[i].chain);
             if (entries[i].nlive > live && entries[i].ndead == 0)
                 report(v, blkno, "bucket %u: the directory counts %u entries, its chain holds %llu", b, entries[i].nlive,
@@ -178,7 +187,7 @@ static void verify_l0(Verifier *v) {
         Buffer buf = read_page(v, blkno, DRIFT_PAGE_L0);
         if (!BufferIsValid(buf)) return;
         Page page = BufferGetPage(buf);
-        if (v->nlive < v->meta.nbuckets + 64) v->live[v->nlive++] = DriftPageGetOpaque(page)->chain;
+        live_chain(v, DriftPageGetOpaque(page)->chain);
         DriftVecHeader *h = drift_vec_header(page);
         uint16 valid = 0;
         for (uint16 s = 0; s < h->nslots; s++) valid += ItemPointerIsValid(&drift_vec_entry(page, v->meta.dim, s)->tid);
@@ -231,10 +240,8 @@ Datum drift_verify(PG_FUNCTION_ARGS) {
         if (problem != NULL)
             report(&v, DRIFT_METAPAGE_BLKNO, "%s", problem);
         else {
-            v.live = (uint32 *) palloc(sizeof(uint32) * (v.meta.nbuckets + 65));
-            if (v.meta.nretired > DRIFT_MAX_RETIRED)
-                report(&v, DRIFT_METAPAGE_BLKNO, "the metapage lists %u retired chains, more than %u", v.meta.nretired,
-                       DRIFT_MAX_RETIRED);
+            v.caplive = v.meta.nbuckets + 8;
+            v.live = (uint32 *) palloc(sizeof(uint32) * v.caplive);
             if (v.meta.flags & DRIFT_META_TRAINED) verify_buckets(&v);
             verify_l0(&v);
             verify_unreached(&v);

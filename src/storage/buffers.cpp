@@ -37,6 +37,7 @@ const char *drift_meta_problem(const DriftMetaPageData *meta, char *buf, Size bu
     if (meta->dim > drift::kMaxDim || expect.hot_cap != meta->hot_cap || expect.cold_cap != meta->cold_cap ||
         expect.dir_cap != meta->dir_cap)
         return "The metapage's dimension or capacities are invalid.";
+    if (meta->nretired > DRIFT_MAX_RETIRED) return "The metapage lists more retired chains than fit.";
     return NULL;
 }
 
