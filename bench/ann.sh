@@ -16,20 +16,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 make -s tools
 source scripts/cluster.sh
+source bench/common.sh
 
 DATA=${1:-sift}
 QUERIES=${QUERIES:-200}
 SECS=${SECONDS_PER_POINT:-3}
-WORK=$(pg_tmpdir bench)
-trap 'cluster_stop "$WORK/pg"; rm -rf "$WORK"' EXIT
-as_pg mkdir -p "$WORK/pg"
-cluster_start "$WORK/pg" 55450 "shared_buffers = 4GB" "maintenance_work_mem = 2GB" "jit = off" "max_wal_size = 8GB" \
-    "checkpoint_timeout = 30min" "synchronous_commit = off" "autovacuum = off"
-dpsql -d postgres -c "CREATE DATABASE bench"
-B() { dpsql -d bench "$@"; }
-B -c "CREATE EXTENSION drift"
-HAVE_PGVECTOR=$(B -Atc "SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'")
-[ "$HAVE_PGVECTOR" = 1 ] && B -c "CREATE EXTENSION vector"
+bench_start bench 55450
 
 op="<->"; dops=""; vops="vector_l2_ops"
 case "$DATA" in
@@ -68,7 +60,6 @@ echo "# truth: exact top-10 of $NQ queries over $N rows" >&2
 B -c "SET enable_indexscan = off; CREATE TABLE truth AS
       SELECT q.id, ARRAY(SELECT b.id FROM base b ORDER BY b.v $op q.v LIMIT 10) AS ids FROM queries q"
 
-now() { date +%s.%N; }
 secs() { echo "$2 - $1" | bc -l; }
 results=()
 
@@ -92,14 +83,7 @@ SELECT id FROM $table ORDER BY v $op (SELECT v FROM $qv WHERE id = :q) LIMIT 10;
             SELECT round(avg((SELECT count(*) FROM unnest(ARRAY(SELECT b.id FROM $table b ORDER BY b.v $op q.v LIMIT 10)) g
                                WHERE g = ANY (t.ids)))::numeric / 10, 3)
               FROM $qv q JOIN truth t USING (id)")
-        # Best of three runs: on a shared machine, noise only ever slows a run.
-        qps=0
-        for _ in 1 2 3; do
-            local r
-            r=$(as_pg env PGOPTIONS="-c $guc=$val -c enable_seqscan=off" pgbench -n -c 1 -T "$SECS" -f "$WORK/q_$table.sql" \
-                  -h "$PGHOST" -p "$PGPORT" -U postgres bench 2>/dev/null | awk '/^tps/ {printf "%.0f", $3}')
-            [ "${r:-0}" -gt "$qps" ] && qps=$r
-        done
+        qps=$(best_qps "$WORK/q_$table.sql" "-c $guc=$val -c enable_seqscan=off")
         results+=("| $name | $guc=$val | $recall | $qps |")
         echo "# $name $guc=$val recall@10=$recall qps=$qps" >&2
     done

@@ -16,22 +16,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 make -s tools
 source scripts/cluster.sh
+source bench/common.sh
 
 N=${1:?rows}; DIM=${2:?dim}; SHIFT=${3:-6}
 QUERIES=${QUERIES:-200}
 SECS=${SECONDS_PER_POINT:-3}
 PROBES=${PROBES:-10}
-WORK=$(pg_tmpdir driftbench)
-trap 'cluster_stop "$WORK/pg"; rm -rf "$WORK"' EXIT
-as_pg mkdir -p "$WORK/pg"
-cluster_start "$WORK/pg" 55451 "shared_buffers = 4GB" "maintenance_work_mem = 2GB" "jit = off" "max_wal_size = 8GB" \
-    "checkpoint_timeout = 30min" "synchronous_commit = off" "autovacuum = off" "shared_preload_libraries = 'drift'" \
-    "drift.janitor_naptime = '1h'"
-dpsql -d postgres -c "CREATE DATABASE bench"
-B() { dpsql -d bench "$@"; }
-B -c "CREATE EXTENSION drift"
-HAVE_PGVECTOR=$(B -Atc "SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'")
-[ "$HAVE_PGVECTOR" = 1 ] && B -c "CREATE EXTENSION vector"
+bench_start driftbench 55451 "shared_preload_libraries = 'drift'" "drift.janitor_naptime = '1h'"
 
 gen() { echo "$DRIFT_ROOT/build/vecdata gen $1 $DIM 256 7 $2 $3"; }
 for t in a b qa qb; do B -c "CREATE TABLE $t (id int PRIMARY KEY, v real[])"; done
@@ -46,25 +37,18 @@ B -c "SET enable_indexscan = off;
       CREATE TABLE truth_a AS SELECT q.id, ARRAY(SELECT x.id FROM ab x ORDER BY x.v <-> q.v LIMIT 10) AS ids FROM qa q;
       CREATE TABLE truth_b AS SELECT q.id, ARRAY(SELECT x.id FROM ab x ORDER BY x.v <-> q.v LIMIT 10) AS ids FROM qb q;"
 
-now() { date +%s.%N; }
 rate() { printf '%.0f' "$(echo "$1 / ($3 - $2)" | bc -l)"; }
 
 # recall_qps GUCS QTABLE TRUTH: "recall qps" of table t.
 recall_qps() {
-    local gucs=$1 q=$2 truth=$3 recall qps=0 r
+    local gucs=$1 q=$2 truth=$3 recall
     recall=$(B -Atc "$gucs SET enable_seqscan = off;
         SELECT round(avg((SELECT count(*) FROM unnest(ARRAY(SELECT x.id FROM t x ORDER BY x.v <-> q.v LIMIT 10)) g
                            WHERE g = ANY (tr.ids)))::numeric / 10, 3)
           FROM $q q JOIN $truth tr USING (id)")
     echo "\\set q random($(B -Atc "SELECT min(id) FROM $q"), $(B -Atc "SELECT max(id) FROM $q"))
 SELECT id FROM t ORDER BY v <-> (SELECT v FROM $q WHERE id = :q) LIMIT 10;" | as_pg tee "$WORK/q.sql" >/dev/null
-    local opts="-c enable_seqscan=off $(echo "$gucs" | sed -E 's/SET ([a-z_.]+) = ([^;]+);/-c \1=\2/g')"
-    for _ in 1 2 3; do
-        r=$(as_pg env PGOPTIONS="$opts" pgbench -n -c 1 -T "$SECS" -f "$WORK/q.sql" -h "$PGHOST" -p "$PGPORT" \
-              -U postgres bench 2>/dev/null | awk '/^tps/ {printf "%.0f", $3}')
-        [ "${r:-0}" -gt "$qps" ] && qps=$r
-    done
-    echo "$recall $qps"
+    echo "$recall $(best_qps "$WORK/q.sql" "-c enable_seqscan=off $(echo "$gucs" | sed -E 's/SET ([a-z_.]+) = ([^;]+);/-c \1=\2/g')")"
 }
 
 # Insert rate of B into a table with no index.
@@ -85,7 +69,7 @@ scenario() {
     mt0=$(now)
     case "$maintain" in
         janitor)
-            B -c "ALTER SYSTEM SET drift.janitor_naptime = '200ms'" -c "SELECT pg_reload_conf()"
+            B -c "ALTER SYSTEM SET drift.janitor_naptime = '200ms'" -c "SELECT pg_reload_conf()" >/dev/null
             local last="" cur
             while :; do
                 sleep 2
@@ -93,7 +77,7 @@ scenario() {
                 [ "$cur" = "$last" ] && [ "${cur%%|*}" = 0 ] && break
                 last=$cur
             done
-            B -c "ALTER SYSTEM SET drift.janitor_naptime = '1h'" -c "SELECT pg_reload_conf()" ;;
+            B -c "ALTER SYSTEM SET drift.janitor_naptime = '1h'" -c "SELECT pg_reload_conf()" >/dev/null ;;
         drift_maintain)
             while [ "$(B -Atc "SELECT flushed_rows + splits + merges + compactions FROM drift_maintain('t_idx')")" != 0 ]; do :; done ;;
         *) ;;
@@ -103,7 +87,7 @@ scenario() {
     if [ "$maintain" = none ]; then B -c "ANALYZE t"; else B -c "VACUUM ANALYZE t"; fi
     after_a=$(recall_qps "$gucs" qa truth_a)
     after_b=$(recall_qps "$gucs" qb truth_b)
-    local stats="" 
+    local stats=""
     [[ "$create" == *drift* ]] && stats=$(B -Atc "SELECT lists || ' lists, ' || splits || ' splits, ' || merges || ' merges, ' || quantizers_fitted || ' quantizers' FROM drift_index_stats('t_idx')")
     B -c "REINDEX INDEX t_idx"
     fresh_a=$(recall_qps "$gucs" qa truth_a)

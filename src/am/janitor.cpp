@@ -51,29 +51,41 @@ void drift_janitor_register() {
     RegisterBackgroundWorker(&w);
 }
 
-// The databases that accept connections and are not templates (in ctx).
-static Oid *database_list(MemoryContext ctx, int *n) {
+// The OIDs of the rows of catalog relid that keep(row, arg) accepts, in
+// ctx; the caller is in a transaction.
+static Oid *catalog_oids(Oid relid, bool (*keep)(HeapTuple, Oid, Oid *), Oid arg, MemoryContext ctx, int *n) {
     *n = 0;
     int cap = 16;
-    Oid *dbs = (Oid *) MemoryContextAlloc(ctx, sizeof(Oid) * cap);
-    StartTransactionCommand();
-    (void) GetTransactionSnapshot();
-    Relation rel = table_open(DatabaseRelationId, AccessShareLock);
+    Oid *oids = (Oid *) MemoryContextAlloc(ctx, sizeof(Oid) * cap);
+    Relation rel = table_open(relid, AccessShareLock);
     TableScanDesc scan = table_beginscan_catalog(rel, 0, NULL);
     HeapTuple tup;
+    Oid oid;
     while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL) {
-        Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
-        if (!db->datallowconn || db->datistemplate) continue;
+        if (!keep(tup, arg, &oid)) continue;
         if (*n == cap) {
             cap *= 2;
-            dbs = (Oid *) repalloc(dbs, sizeof(Oid) * cap);
+            oids = (Oid *) repalloc(oids, sizeof(Oid) * cap);
         }
-        dbs[(*n)++] = db->oid;
+        oids[(*n)++] = oid;
     }
     table_endscan(scan);
     table_close(rel, AccessShareLock);
-    CommitTransactionCommand();
-    return dbs;
+    return oids;
+}
+
+// A database that accepts connections and is not a template.
+static bool usable_database(HeapTuple tup, Oid, Oid *oid) {
+    Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
+    *oid = db->oid;
+    return db->datallowconn && !db->datistemplate;
+}
+
+// An index of access method am.
+static bool index_of_am(HeapTuple tup, Oid am, Oid *oid) {
+    Form_pg_class c = (Form_pg_class) GETSTRUCT(tup);
+    *oid = c->oid;
+    return c->relkind == RELKIND_INDEX && c->relam == am;
 }
 
 void drift_janitor_launcher_main(Datum) {
@@ -91,7 +103,10 @@ void drift_janitor_launcher_main(Datum) {
         }
         MemoryContextReset(ctx);
         int n;
-        Oid *dbs = database_list(ctx, &n);
+        StartTransactionCommand();
+        (void) GetTransactionSnapshot();
+        Oid *dbs = catalog_oids(DatabaseRelationId, usable_database, InvalidOid, ctx, &n);
+        CommitTransactionCommand();
         for (int i = 0; i < n; i++) {
             BackgroundWorker w;
             janitor_worker(&w, "drift_janitor_worker_main", "drift janitor worker");
@@ -109,28 +124,6 @@ void drift_janitor_launcher_main(Datum) {
                          PG_WAIT_EXTENSION);
         ResetLatch(MyLatch);
     }
-}
-
-// The drift indexes of the current database.
-static Oid *drift_indexes(Oid am, int *n) {
-    *n = 0;
-    int cap = 16;
-    Oid *oids = (Oid *) MemoryContextAlloc(TopMemoryContext, sizeof(Oid) * cap);
-    Relation rel = table_open(RelationRelationId, AccessShareLock);
-    TableScanDesc scan = table_beginscan_catalog(rel, 0, NULL);
-    HeapTuple tup;
-    while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL) {
-        Form_pg_class c = (Form_pg_class) GETSTRUCT(tup);
-        if (c->relkind != RELKIND_INDEX || c->relam != am) continue;
-        if (*n == cap) {
-            cap *= 2;
-            oids = (Oid *) repalloc(oids, sizeof(Oid) * cap);
-        }
-        oids[(*n)++] = c->oid;
-    }
-    table_endscan(scan);
-    table_close(rel, AccessShareLock);
-    return oids;
 }
 
 // One maintenance pass over index oid, if its maintenance lock is free.
@@ -183,7 +176,7 @@ void drift_janitor_worker_main(Datum arg) {
     PushActiveSnapshot(GetTransactionSnapshot());
     Oid am = get_am_oid("drift", true);
     int n = 0;
-    Oid *oids = OidIsValid(am) ? drift_indexes(am, &n) : NULL;
+    Oid *oids = OidIsValid(am) ? catalog_oids(RelationRelationId, index_of_am, am, TopMemoryContext, &n) : NULL;
     PopActiveSnapshot();
     CommitTransactionCommand();
     for (int i = 0; i < n; i++) {

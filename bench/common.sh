@@ -1,0 +1,39 @@
+# Shell helpers of the SQL-level benchmarks, sourced by bench/*.sh after
+# scripts/cluster.sh.
+# shellcheck shell=bash
+
+# bench_start NAME PORT [postgresql.conf lines...]: a throwaway cluster
+# tuned for benchmarks in WORK (removed on exit), with database bench,
+# drift, and pgvector when installed (HAVE_PGVECTOR=1).
+bench_start() {
+    local name=$1 port=$2
+    shift 2
+    WORK=$(pg_tmpdir "$name")
+    trap 'cluster_stop "$WORK/pg"; rm -rf "$WORK"' EXIT
+    as_pg mkdir -p "$WORK/pg"
+    cluster_start "$WORK/pg" "$port" "shared_buffers = 4GB" "maintenance_work_mem = 2GB" "jit = off" \
+        "max_wal_size = 8GB" "checkpoint_timeout = 30min" "synchronous_commit = off" "autovacuum = off" "$@"
+    dpsql -d postgres -c "CREATE DATABASE bench"
+    B -c "CREATE EXTENSION drift"
+    HAVE_PGVECTOR=$(B -Atc "SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'")
+    [ "$HAVE_PGVECTOR" = 1 ] && B -c "CREATE EXTENSION vector"
+    return 0
+}
+
+# psql on the bench database.
+B() { dpsql -d bench "$@"; }
+
+# Wall-clock seconds.
+now() { date +%s.%N; }
+
+# best_qps SCRIPT PGOPTIONS: the best of three single-client pgbench runs
+# of SECS seconds each (on a shared machine, noise only ever slows a run).
+best_qps() {
+    local qps=0 r
+    for _ in 1 2 3; do
+        r=$(as_pg env PGOPTIONS="$2" pgbench -n -c 1 -T "$SECS" -f "$1" -h "$PGHOST" -p "$PGPORT" -U postgres bench \
+              2>/dev/null | awk '/^tps/ {printf "%.0f", $3}')
+        [ "${r:-0}" -gt "$qps" ] && qps=$r
+    done
+    echo "$qps"
+}
