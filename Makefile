@@ -8,7 +8,7 @@ EXTENSION = drift
 DATA = drift--0.1.sql
 PGFILEDESC = "drift - vector similarity search index that adapts as data drifts"
 
-CORE_SRCS = src/core/distance.cpp src/core/sq8.cpp src/core/kmeans.cpp src/core/maintenance.cpp
+CORE_SRCS = src/core/distance.cpp src/core/sq8.cpp src/core/kmeans.cpp src/core/maintenance.cpp src/core/hnsw.cpp
 ARCH := $(shell uname -m)
 ifeq ($(ARCH),x86_64)
 SIMD_SRCS = src/core/simd/kernels_sse2.cpp src/core/simd/kernels_avx2.cpp src/core/simd/kernels_avx512.cpp

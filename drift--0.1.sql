@@ -38,7 +38,7 @@ CREATE FUNCTION drift_index_stats(index regclass,
     OUT min_bucket_size bigint, OUT avg_bucket_size float8, OUT max_bucket_size bigint,
     OUT flushes bigint, OUT flushed_rows bigint, OUT splits bigint, OUT merges bigint,
     OUT compactions bigint, OUT stolen_rows bigint, OUT retired_chains int,
-    OUT last_maintenance timestamptz, OUT quantizers_fitted int)
+    OUT last_maintenance timestamptz, OUT quantizers_fitted int, OUT l0_in_graph bigint)
     AS 'MODULE_PATHNAME' LANGUAGE C STRICT;
 COMMENT ON FUNCTION drift_index_stats(regclass) IS 'what a drift index holds and what maintenance has done';
 

@@ -9,6 +9,7 @@ extern "C" {
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/array.h"
+#include "utils/timestamp.h"
 }
 
 // GUCs.
@@ -19,9 +20,49 @@ extern int drift_l0_max_rows;
 extern double drift_compact_dead_ratio;
 extern int drift_steal_neighbours;
 extern int drift_janitor_naptime;
+extern int drift_memtable_mem;
+extern int drift_ef_search;
+extern int drift_l0_flush_rows;
 
 // Registers the janitor's launcher (shared_preload_libraries only).
 void drift_janitor_register();
+
+// The memtable graph (src/am/memtable.cpp). Registers its shared memory
+// (shared_preload_libraries only, drift.memtable_mem > 0).
+void drift_memtable_register();
+
+// True if this server has memtable graphs.
+bool drift_memtable_enabled();
+
+// Extends index's graph with the L0 rows it lacks, starting a new graph if
+// L0 was flushed since, until it covers L0, is full, or deadline passes.
+// Only the janitor calls it; the caller holds a snapshot, which keeps the
+// L0 pages it reads from being released.
+void drift_memtable_extend(Relation index, TimestampTz deadline);
+
+// True if index's graph ran out of room (L0 should be flushed).
+bool drift_memtable_full(Relation index);
+
+// Frees graphs: of database db, those of indexes not in keep[0..n); with db
+// invalid, those of databases not in keep[0..n).
+void drift_memtable_forget(Oid db, const Oid *keep, int n);
+
+// L0 rows in index's graph (0 if it has none covering L0 as meta describes it).
+uint64 drift_memtable_rows(Relation index, const DriftMetaPageData *meta);
+
+// An L0 row the graph found: its exact distance, TID and L0 position.
+struct DriftL0Hit {
+    float dist;
+    ItemPointerData tid;
+    BlockNumber blkno;
+    uint16 slot;
+};
+
+// If index's graph covers L0 as meta describes it, writes its up to ef rows
+// nearest to q into hits (ascending; not yet checked against L0), sets the
+// first L0 position the graph does not hold, and returns true.
+bool drift_memtable_search(Relation index, const DriftMetaPageData *meta, const float *q, uint32 ef, DriftL0Hit *hits,
+                           uint32 *nhits, BlockNumber *from_blkno, uint16 *from_slot);
 
 // Reloptions of a drift index.
 struct DriftOptions {
@@ -95,6 +136,7 @@ struct DriftMaintenance {
 enum DriftMaintainMode {
     DRIFT_MAINTAIN_FLUSH, /* flush L0 only (an insert past drift.l0_max_rows) */
     DRIFT_MAINTAIN_ALL,   /* flush, then every bucket that needs work */
+    DRIFT_MAINTAIN_KEEP_L0, /* every bucket that needs work; L0 stays (the janitor, while a graph holds it) */
 };
 
 // One maintenance pass over an index whose maintenance lock the caller

@@ -36,6 +36,9 @@ int drift_l0_max_rows = 20000;
 double drift_compact_dead_ratio = 0.3;
 int drift_steal_neighbours = 4;
 int drift_janitor_naptime = 1000;
+int drift_memtable_mem = 65536;
+int drift_ef_search = 40;
+int drift_l0_flush_rows = 10000;
 
 static relopt_kind drift_relopt_kind;
 
@@ -70,8 +73,23 @@ void _PG_init(void) {
                             NULL, &drift_steal_neighbours, 4, 0, 64, PGC_USERSET, 0, NULL, NULL, NULL);
     DefineCustomIntVariable("drift.janitor_naptime", "Time the janitor sleeps between maintenance passes.", NULL,
                             &drift_janitor_naptime, 1000, 10, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+    DefineCustomIntVariable("drift.l0_flush_rows",
+                            "L0 rows at which the janitor flushes L0 into the buckets; below it, the memtable "
+                            "graph keeps L0 searchable (0 = flush on every pass).",
+                            NULL, &drift_l0_flush_rows, 10000, 0, INT_MAX / 2, PGC_SIGHUP, 0, NULL, NULL, NULL);
+    DefineCustomIntVariable("drift.ef_search", "Candidate list size of a search of the memtable graph.", NULL,
+                            &drift_ef_search, 40, 1, 10000, PGC_USERSET, 0, NULL, NULL, NULL);
+    // A server-start setting can only exist when loaded at server start.
+    if (process_shared_preload_libraries_in_progress)
+        DefineCustomIntVariable("drift.memtable_mem",
+                                "Shared memory for the graphs over L0 rows, all drift indexes together (0 = none).",
+                                NULL, &drift_memtable_mem, 65536, 0, INT_MAX / 2, PGC_POSTMASTER, GUC_UNIT_KB, NULL,
+                                NULL, NULL);
     MarkGUCPrefixReserved("drift");
-    if (process_shared_preload_libraries_in_progress) drift_janitor_register();
+    if (process_shared_preload_libraries_in_progress) {
+        drift_memtable_register();
+        drift_janitor_register();
+    }
 }
 
 // Parses and checks WITH (...) options.

@@ -1,15 +1,16 @@
 // The janitor: with shared_preload_libraries = 'drift', a launcher
 // background worker wakes every drift.janitor_naptime and starts one worker
 // per database in turn; each worker runs a maintenance pass over every
-// drift index of its database and exits. An index whose maintenance lock is
-// taken (VACUUM, drift_maintain, an inserting backend's flush) is skipped
-// until the next round. The launcher starts once recovery has finished, so
-// a standby runs no janitor: it replays the primary's.
+// drift index of its database, extends its memtable graph, and exits. An
+// index whose maintenance lock is taken (VACUUM, drift_maintain, an
+// inserting backend's flush) gets no maintenance until the next round. On a
+// hot standby the janitor only builds graphs: maintenance comes by replay.
 #include "drift.h"
 
 extern "C" {
 #include "access/genam.h"
 #include "access/heapam.h"
+#include "access/xlog.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
@@ -37,7 +38,7 @@ PGDLLEXPORT void drift_janitor_worker_main(Datum);
 static void janitor_worker(BackgroundWorker *w, const char *fn, const char *name) {
     memset(w, 0, sizeof(*w));
     w->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-    w->bgw_start_time = BgWorkerStart_RecoveryFinished;
+    w->bgw_start_time = BgWorkerStart_ConsistentState;
     snprintf(w->bgw_library_name, BGW_MAXLEN, "drift");
     snprintf(w->bgw_function_name, BGW_MAXLEN, "%s", fn);
     snprintf(w->bgw_name, BGW_MAXLEN, "%s", name);
@@ -107,6 +108,7 @@ void drift_janitor_launcher_main(Datum) {
         (void) GetTransactionSnapshot();
         Oid *dbs = catalog_oids(DatabaseRelationId, usable_database, InvalidOid, ctx, &n);
         CommitTransactionCommand();
+        drift_memtable_forget(InvalidOid, dbs, n);
         for (int i = 0; i < n; i++) {
             BackgroundWorker w;
             janitor_worker(&w, "drift_janitor_worker_main", "drift janitor worker");
@@ -126,22 +128,36 @@ void drift_janitor_launcher_main(Datum) {
     }
 }
 
-// One maintenance pass over index oid, if its maintenance lock is free.
+// One maintenance pass over index oid, if its maintenance lock is free,
+// then its memtable graph brought up to date. L0 is flushed once it holds
+// drift.l0_flush_rows rows or its graph is full (always without graphs);
+// until then the graph keeps it searchable. In recovery only the graph is
+// built: the primary's maintenance arrives by replay.
 static void maintain_one(Oid oid) {
-    if (!ConditionalLockRelationOid(oid, ShareUpdateExclusiveLock)) return;
+    if (!ConditionalLockRelationOid(oid, AccessShareLock)) return;  // DROP or REINDEX under way
     if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(oid))) return;  // dropped meanwhile
     Relation index = index_open(oid, NoLock);
-    TimestampTz start = GetCurrentTimestamp();
-    DriftMaintenance d = drift_guard("janitor", [&]() { return drift_maintain_index(index, DRIFT_MAINTAIN_ALL); });
-    long secs;
-    int usecs;
-    TimestampDifference(start, GetCurrentTimestamp(), &secs, &usecs);
-    if (d.flushed || d.splits || d.merges || d.compactions || d.released)
-        ereport(d.splits || d.merges || d.compactions ? LOG : DEBUG1,
-                (errmsg("drift janitor: index \"%s\": flushed %llu rows, %u splits, %u merges, %u compactions, "
-                        "%llu rows stolen, %u chains released in %.3f s",
-                        RelationGetRelationName(index), (unsigned long long) d.flushed, d.splits, d.merges,
-                        d.compactions, (unsigned long long) d.stolen, d.released, secs + usecs / 1e6)));
+    if (!RecoveryInProgress() && drift_lock_maintenance(index, false)) {
+        DriftMetaPageData meta = drift_guard("janitor", [&]() { return drift_info(index)->meta; });
+        bool flush = !drift_memtable_enabled() || drift_l0_estimate(&meta) >= uint64(drift_l0_flush_rows) ||
+                     drift_memtable_full(index);
+        TimestampTz start = GetCurrentTimestamp();
+        DriftMaintenance d = drift_guard(
+            "janitor", [&]() { return drift_maintain_index(index, flush ? DRIFT_MAINTAIN_ALL : DRIFT_MAINTAIN_KEEP_L0); });
+        long secs;
+        int usecs;
+        TimestampDifference(start, GetCurrentTimestamp(), &secs, &usecs);
+        if (d.flushed || d.splits || d.merges || d.compactions || d.released)
+            ereport(d.splits || d.merges || d.compactions ? LOG : DEBUG1,
+                    (errmsg("drift janitor: index \"%s\": flushed %llu rows, %u splits, %u merges, %u compactions, "
+                            "%llu rows stolen, %u chains released in %.3f s",
+                            RelationGetRelationName(index), (unsigned long long) d.flushed, d.splits, d.merges,
+                            d.compactions, (unsigned long long) d.stolen, d.released, secs + usecs / 1e6)));
+        // The graph needs no maintenance lock: let VACUUM and drift_maintain in.
+        UnlockRelation(index, ShareUpdateExclusiveLock);
+    }
+    TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), Max(drift_janitor_naptime, 500));
+    drift_guard("janitor", [&]() { drift_memtable_extend(index, deadline); });
     index_close(index, NoLock);
 }
 
@@ -183,6 +199,7 @@ void drift_janitor_worker_main(Datum arg) {
         maintain_in_transaction(oids[i]);
         CHECK_FOR_INTERRUPTS();
     }
+    drift_memtable_forget(MyDatabaseId, oids, n);
     pgstat_report_activity(STATE_IDLE, NULL);
     proc_exit(0);
 }

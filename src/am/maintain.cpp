@@ -769,10 +769,10 @@ DriftMaintenance drift_maintain_index(Relation index, DriftMaintainMode mode) {
     reclaim(&m);
     if (m.info->meta.flags & DRIFT_META_TRAINED) {
         m.lim = limits(index, &m.info->meta);
-        flush(&m);
-        if (mode == DRIFT_MAINTAIN_ALL) work_buckets(&m);
+        if (mode != DRIFT_MAINTAIN_KEEP_L0) flush(&m);
+        if (mode != DRIFT_MAINTAIN_FLUSH) work_buckets(&m);
     }
-    if (mode == DRIFT_MAINTAIN_ALL) stamp(&m);
+    if (mode != DRIFT_MAINTAIN_FLUSH) stamp(&m);
     MemoryContextSwitchTo(old);
     MemoryContextDelete(ctx);
     return m.done;

@@ -1,10 +1,12 @@
 // Ordered scans: score centroids, probe buckets scanning SQ8 codes, re-rank
 // the best candidates with exact distances from cold pages, and return TIDs
-// in exact distance order, batch by batch.
+// in exact distance order, batch by batch. L0 rows come from the memtable
+// graph where one covers them (its drift.ef_search nearest), else from a
+// brute-force pass over L0.
 //
 // A batch is the next drift.rerank candidates (by SQ8 distance) of the
-// buckets probed so far, re-ranked exactly; the first batch also holds every
-// L0 row. When the probed buckets are used up and the executor still asks
+// buckets probed so far, re-ranked exactly; the first batch also holds
+// L0's rows. When the probed buckets are used up and the executor still asks
 // for rows (a WHERE clause filtered many out), the next drift.probes buckets
 // are probed, up to drift.max_probes buckets in all. Rows come in exact order
 // within a batch; across batches the order is that of the SQ8 distances.
@@ -59,6 +61,10 @@ struct DriftScanOpaqueData {
     ScanResult *results;
     Size nresults, respos, capresults;
     HTAB *returned;         /* TIDs already returned */
+    bool graph_used;         /* the memtable graph gave the first batch L0's rows from */
+    BlockNumber graph_start; /* this L0 head up to this position; the rest of */
+    BlockNumber graph_end;   /* those rows are still to come */
+    uint16 graph_end_slot;
 };
 typedef DriftScanOpaqueData *DriftScanOpaque;
 
@@ -208,21 +214,71 @@ static void probe_bucket(IndexScanDesc scan, uint32 bucket) {
     ReleaseBuffer(buf);
 }
 
-// Adds every live L0 row to the current batch with its exact distance.
-static void scan_l0(IndexScanDesc scan) {
+// Adds the memtable graph's hits that L0 still holds to the current batch.
+// A slot whose TID changed was cleared by VACUUM: that row is gone.
+static void add_graph_hits(IndexScanDesc scan, DriftL0Hit *hits, uint32 n) {
     DriftScanOpaque so = (DriftScanOpaque) scan->opaque;
-    for (BlockNumber blkno = so->meta.l0_head; blkno != InvalidBlockNumber;) {
+    std::sort(hits, hits + n, [](const DriftL0Hit &a, const DriftL0Hit &b) {
+        return a.blkno < b.blkno || (a.blkno == b.blkno && a.slot < b.slot);
+    });
+    Buffer buf = InvalidBuffer;
+    for (uint32 i = 0; i < n; i++) {
+        if (!BufferIsValid(buf) || BufferGetBlockNumber(buf) != hits[i].blkno) {
+            if (BufferIsValid(buf)) UnlockReleaseBuffer(buf);
+            if (!drift_block_exists(scan->indexRelation, hits[i].blkno))
+                drift_corrupt(scan->indexRelation, hits[i].blkno, "A memtable row points outside the index.");
+            buf = ReadBuffer(scan->indexRelation, hits[i].blkno);
+            LockBuffer(buf, BUFFER_LOCK_SHARE);
+        }
+        Page page = BufferGetPage(buf);
+        if (drift_page_type(page) != DRIFT_PAGE_L0) continue;  // recycled since (a standby without feedback)
+        drift_check_page(scan->indexRelation, page, hits[i].blkno, DRIFT_PAGE_L0, &so->meta);
+        if (hits[i].slot < drift_vec_header(page)->nslots &&
+            ItemPointerEquals(&drift_vec_entry(page, so->dim, hits[i].slot)->tid, &hits[i].tid))
+            add_result(so, hits[i].dist, &hits[i].tid);
+    }
+    if (BufferIsValid(buf)) UnlockReleaseBuffer(buf);
+}
+
+// Adds the live L0 rows from position (blkno, from) up to (stop, stop_slot),
+// or to the end of L0 with stop invalid, to the current batch.
+static void scan_l0_range(IndexScanDesc scan, BlockNumber blkno, uint16 from, BlockNumber stop, uint16 stop_slot) {
+    DriftScanOpaque so = (DriftScanOpaque) scan->opaque;
+    while (blkno != InvalidBlockNumber) {
         Buffer buf = drift_read_locked(scan->indexRelation, blkno, BUFFER_LOCK_SHARE, DRIFT_PAGE_L0, &so->meta);
         Page page = BufferGetPage(buf);
         uint16 n = drift_vec_header(page)->nslots;
-        for (uint16 s = 0; s < n; s++) {
+        if (blkno == stop) n = Min(n, stop_slot);
+        for (uint16 s = from; s < n; s++) {
             DriftVecEntry e = drift_vec_entry(page, so->dim, s);
             if (ItemPointerIsValid(&e->tid))
                 add_result(so, drift::order_distance(so->metric, so->query, e->vec, so->dim), &e->tid);
         }
-        blkno = DriftPageGetOpaque(page)->next;
+        from = 0;
+        BlockNumber next = DriftPageGetOpaque(page)->next;
         UnlockReleaseBuffer(buf);
+        blkno = blkno == stop ? InvalidBlockNumber : next;
     }
+}
+
+// Adds L0's rows to the first batch with their exact distances: the
+// memtable graph's drift.ef_search nearest, if a graph covers L0, and every
+// live row past what the graph holds. The graph's other rows come with the
+// next batch, if the executor asks for one.
+static void scan_l0(IndexScanDesc scan) {
+    DriftScanOpaque so = (DriftScanOpaque) scan->opaque;
+    DriftL0Hit *hits = (DriftL0Hit *) palloc(sizeof(DriftL0Hit) * drift_ef_search);
+    uint32 nhits = 0;
+    so->graph_used = drift_memtable_search(scan->indexRelation, &so->meta, so->query, uint32(drift_ef_search), hits,
+                                           &nhits, &so->graph_end, &so->graph_end_slot);
+    if (so->graph_used) {
+        so->graph_start = so->meta.l0_head;
+        add_graph_hits(scan, hits, nhits);
+        scan_l0_range(scan, so->graph_end, so->graph_end_slot, InvalidBlockNumber, 0);
+    } else {
+        scan_l0_range(scan, so->meta.l0_head, 0, InvalidBlockNumber, 0);
+    }
+    pfree(hits);
 }
 
 // Re-ranks candidates [from, to) with exact distances into the batch. A
@@ -311,6 +367,11 @@ bool drift_amgettuple(IndexScanDesc scan, ScanDirection) {
                 return true;
             }
             so->nresults = so->respos = 0;
+            if (so->graph_used) {
+                // Past the first batch: the L0 rows the graph held but did not give.
+                scan_l0_range(scan, so->graph_start, 0, so->graph_end, so->graph_end_slot);
+                so->graph_used = false;
+            }
             if (!next_batch(scan)) break;
         }
         MemoryContextSwitchTo(old);

@@ -80,13 +80,14 @@ Datum drift_index_stats(PG_FUNCTION_ARGS) {
                 live += blive;
             });
         BlockNumber pages = RelationGetNumberOfBlocks(index);
+        uint64 in_graph = drift_memtable_rows(index, &meta);
         relation_close(index, AccessShareLock);
 
         TupleDesc desc;
         if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE) elog(ERROR, "return type must be a row type");
         static const char *metrics[] = {"?", "l2", "inner_product", "cosine"};
-        Datum v[22];
-        bool nulls[22] = {false};
+        Datum v[23];
+        bool nulls[23] = {false};
         v[0] = Int32GetDatum(int32(meta.dim));
         v[1] = CStringGetTextDatum(meta.metric <= 3 ? metrics[meta.metric] : "?");
         v[2] = Int32GetDatum(int32(meta.live_buckets));
@@ -111,6 +112,7 @@ Datum drift_index_stats(PG_FUNCTION_ARGS) {
         v[20] = TimestampTzGetDatum(TimestampTz(meta.last_maintenance));
         nulls[20] = meta.last_maintenance == 0;
         v[21] = Int32GetDatum(int32(meta.requantized + ((meta.flags & DRIFT_META_TRAINED) ? 1 : 0)));
+        v[22] = Int64GetDatum(int64(in_graph));
         PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, v, nulls)));
     });
 }

@@ -18,15 +18,6 @@ void drift_vec_put(Page page, uint32 dim, uint16 slot, ItemPointer tid, const fl
     drift_page_set_bounds(page, dim);
 }
 
-int drift_vec_free_slot(Page page, uint32 dim, uint16 cap) {
-    DriftVecHeader *h = drift_vec_header(page);
-    if (h->nlive < h->nslots) {
-        for (uint16 s = 0; s < h->nslots; s++)
-            if (!ItemPointerIsValid(&drift_vec_entry(page, dim, s)->tid)) return s;
-    }
-    return h->nslots < cap ? h->nslots : -1;
-}
-
 // A free slot of a hot page, or -1 if it is full.
 static int hot_free_slot(Page page, uint16 cap) {
     DriftHotHeader *h = drift_hot_header(page);
@@ -270,11 +261,13 @@ uint32 drift_l0_append(Relation index, const DriftMetaPageData *meta, ItemPointe
     }
     Buffer buf = drift_read_locked(index, tail, BUFFER_LOCK_EXCLUSIVE, DRIFT_PAGE_L0, meta);
     buf = lock_chain_tail(index, buf, DRIFT_PAGE_L0, meta);
-    int s = drift_vec_free_slot(BufferGetPage(buf), meta->dim, meta->cold_cap);
-    if (s >= 0) {
+    // L0 never reuses a slot VACUUM freed: positions only grow (the memtable
+    // graph records how far it has read).
+    uint16 s = drift_vec_header(BufferGetPage(buf))->nslots;
+    if (s < meta->cold_cap) {
         GenericXLogState *st = GenericXLogStart(index);
         Page page = GenericXLogRegisterBuffer(st, buf, 0);
-        drift_vec_put(page, meta->dim, uint16(s), tid, vec);
+        drift_vec_put(page, meta->dim, s, tid, vec);
         GenericXLogFinish(st);
         UnlockReleaseBuffer(buf);
         return 0;

@@ -78,5 +78,3 @@ void drift_hot_put(const DriftMetaPageData *meta, Page hot, Page cold, uint16 s,
 // Stores tid and vec in slot `slot` of a cold or L0 page.
 void drift_vec_put(Page page, uint32 dim, uint16 slot, ItemPointer tid, const float *vec);
 
-// A free slot of a vector page with cap slots, or -1 if it is full.
-int drift_vec_free_slot(Page page, uint32 dim, uint16 cap);

@@ -10,7 +10,7 @@ use DriftTest;
 
 my $primary = PostgreSQL::Test::Cluster->new('primary');
 $primary->init(allows_streaming => 1);
-$primary->append_conf('postgresql.conf', "shared_preload_libraries = 'drift'\ndrift.janitor_naptime = 100\n");
+$primary->append_conf('postgresql.conf', "shared_preload_libraries = 'drift'\ndrift.janitor_naptime = 100\ndrift.l0_flush_rows = 0\n");
 $primary->start;
 $primary->safe_psql('postgres', 'CREATE EXTENSION drift');
 $primary->backup('base');

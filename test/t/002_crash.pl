@@ -11,7 +11,7 @@ use Test::More;
 use IPC::Run;
 use DriftTest;
 
-my $node = new_node('crash', preload => 1);
+my $node = new_node('crash', preload => 1, conf => "drift.l0_flush_rows = 300\n");
 my $vec = vector_sql(16);
 $node->safe_psql('postgres', "CREATE TABLE items (id bigserial PRIMARY KEY, v real[]);
     INSERT INTO items (v) SELECT $vec FROM generate_series(1, 2000) i;
@@ -22,7 +22,8 @@ $node->safe_psql('postgres', "CREATE TABLE items (id bigserial PRIMARY KEY, v re
 
 # Writers: single-row inserts (L0 pages fill and new ones get linked),
 # deletes with vacuums (slots freed, buckets compacted), drift_maintain
-# calls, and the janitor flushing and splitting every 100 ms.
+# calls, and the janitor flushing, splitting and extending its memtable
+# graph (L0 is flushed past 300 rows) every 100 ms.
 my $dir = PostgreSQL::Test::Utils::tempdir;
 PostgreSQL::Test::Utils::append_to_file("$dir/insert.sql",
     "INSERT INTO items (v) SELECT array_agg((random() * 2 - 1)::real) FROM generate_series(1, 16);\n");

@@ -15,19 +15,6 @@ my $dim = 16;
 my $a = vector_sql($dim);
 my $b = "(SELECT array_agg((4 + sin(i * 0.37 + j * 1.7 + (i % 13) * j))::real ORDER BY j) FROM generate_series(1, $dim) j)";
 
-# Mean recall@10 (default probes) over queries drawn from rows lo..hi.
-sub recall {
-    my ($node, $lo, $hi) = @_;
-    my ($hits, $total) = (0, 0);
-    for my $i (map { $lo + int(($hi - $lo) * $_ / 20) } 0 .. 19) {
-        my $q = $node->safe_psql('postgres', "SELECT v FROM items WHERE id = $i");
-        my %exact = map { $_ => 1 } split /,/, exact_ids($node, 'items', $q, 10);
-        $hits += grep { $exact{$_} } split /,/, index_ids($node, 'items', $q, 10);
-        $total += 10;
-    }
-    return $hits / $total;
-}
-
 # Stats as a hash.
 sub stats {
     my ($node) = @_;

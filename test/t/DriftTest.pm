@@ -6,18 +6,22 @@ use warnings;
 use Exporter 'import';
 use Test::More;
 
-our @EXPORT = qw(new_node vector_sql exact_ids index_ids crash_restart);
+our @EXPORT = qw(new_node vector_sql exact_ids index_ids recall crash_restart);
 
 # A started node with drift created in database postgres. With
 # preload => 1, drift is in shared_preload_libraries and its janitor wakes
-# every 100 ms.
+# every 100 ms and flushes L0 on every pass, unless conf (extra
+# postgresql.conf lines) says otherwise.
 sub new_node {
     my ($name, %params) = @_;
     my $preload = delete $params{preload};
+    my $conf = delete $params{conf} // '';
     my $node = PostgreSQL::Test::Cluster->new($name);
     $node->init(%params);
     $node->append_conf('postgresql.conf', "shared_buffers = 128MB\n");
-    $node->append_conf('postgresql.conf', "shared_preload_libraries = 'drift'\ndrift.janitor_naptime = 100\n") if $preload;
+    $node->append_conf('postgresql.conf',
+        "shared_preload_libraries = 'drift'\ndrift.janitor_naptime = 100\ndrift.l0_flush_rows = 0\n") if $preload;
+    $node->append_conf('postgresql.conf', $conf);
     $node->start;
     $node->safe_psql('postgres', 'CREATE EXTENSION drift');
     return $node;
@@ -43,6 +47,20 @@ sub exact_ids {
     return $node->safe_psql('postgres',
         "SET enable_indexscan = off; SELECT string_agg(id::text, ',') FROM "
           . "(SELECT id FROM $table ORDER BY v <-> '$q', id LIMIT $k) s");
+}
+
+# Mean recall@10 of the index on table items against exact search, over
+# 20 queries: the vectors of rows lo..hi, evenly spaced.
+sub recall {
+    my ($node, $lo, $hi) = @_;
+    my ($hits, $total) = (0, 0);
+    for my $i (map { $lo + int(($hi - $lo) * $_ / 20) } 0 .. 19) {
+        my $q = $node->safe_psql('postgres', "SELECT v FROM items WHERE id = $i");
+        my %exact = map { $_ => 1 } split /,/, exact_ids($node, 'items', $q, 10);
+        $hits += grep { $exact{$_} } split /,/, index_ids($node, 'items', $q, 10);
+        $total += 10;
+    }
+    return $hits / $total;
 }
 
 # kill -9 of the postmaster and every server process, then a restart (crash

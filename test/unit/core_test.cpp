@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/distance.hpp"
+#include "core/hnsw.hpp"
 #include "core/kmeans.hpp"
 #include "core/maintenance.hpp"
 #include "core/sq8.hpp"
@@ -325,4 +326,60 @@ TEST(Maintenance, RunningMeanAndTemperature) {
     EXPECT_FLOAT_EQ(out[1], 2.0f);
     EXPECT_FLOAT_EQ(drift::next_temperature(1.0f, 50, 100), 1.0f);
     EXPECT_FLOAT_EQ(drift::next_temperature(1.0f, 0, 100), 0.5f);
+}
+
+// Recall@10 of an HNSW graph against brute force on clustered rows.
+double hnsw_recall(Metric metric, uint32_t m, uint32_t ef) {
+    drift::Rng r{42};
+    const uint32_t n = 3000, dim = 24, nq = 50, k = 10;
+    std::vector<float> rows;
+    for (uint32_t i = 0; i < n; ++i) {
+        auto v = random_vec(r, dim, -0.3f, 0.3f);
+        v[i % dim] += 3.0f;  // dim clusters
+        if (metric == Metric::Cosine) drift::normalize(v.data(), dim);
+        rows.insert(rows.end(), v.begin(), v.end());
+    }
+    std::vector<char> mem(drift::hnsw_bytes(dim, n, m));
+    drift::hnsw_init(mem.data(), dim, n, m, metric, 7);
+    for (uint32_t i = 0; i < n; ++i) EXPECT_TRUE(drift::hnsw_add(mem.data(), &rows[size_t(i) * dim], 64));
+    EXPECT_FALSE(drift::hnsw_add(mem.data(), rows.data(), 64));  // full
+    size_t hits = 0;
+    for (uint32_t qi = 0; qi < nq; ++qi) {
+        const float *q = &rows[size_t(r.below(n)) * dim];
+        std::vector<drift::Candidate> exact(n);
+        for (uint32_t i = 0; i < n; ++i) exact[i] = {drift::order_distance(metric, q, &rows[size_t(i) * dim], dim), i};
+        drift::select_smallest(exact.data(), n, k);
+        drift::Candidate got[k];
+        size_t ng = drift::hnsw_search(mem.data(), q, ef, k, got);
+        EXPECT_EQ(ng, k);
+        for (size_t i = 0; i < ng; ++i) {
+            EXPECT_FLOAT_EQ(got[i].dist, drift::order_distance(metric, q, drift::hnsw_vector(mem.data(), uint32_t(got[i].id)), dim));
+            if (i > 0) {
+                EXPECT_LE(got[i - 1].dist, got[i].dist);
+            }
+            for (size_t j = 0; j < k; ++j) hits += got[i].id == exact[j].id;
+        }
+    }
+    return double(hits) / (nq * k);
+}
+
+TEST(Hnsw, RecallAgainstBruteForce) {
+    EXPECT_GE(hnsw_recall(Metric::L2, 16, 64), 0.95);
+    EXPECT_GE(hnsw_recall(Metric::Cosine, 16, 64), 0.95);
+    EXPECT_GE(hnsw_recall(Metric::L2, 4, 200), 0.9);
+}
+
+TEST(Hnsw, EmptyAndTinyGraphs) {
+    std::vector<char> mem(drift::hnsw_bytes(2, 3, 4));
+    drift::hnsw_init(mem.data(), 2, 3, 4, Metric::L2, 1);
+    float q[2] = {0, 0};
+    drift::Candidate out[5];
+    EXPECT_EQ(drift::hnsw_search(mem.data(), q, 10, 5, out), 0u);
+    float a[2] = {1, 0}, b[2] = {0, 2};
+    ASSERT_TRUE(drift::hnsw_add(mem.data(), a, 8));
+    ASSERT_TRUE(drift::hnsw_add(mem.data(), b, 8));
+    ASSERT_EQ(drift::hnsw_search(mem.data(), q, 1, 5, out), 2u);
+    EXPECT_EQ(out[0].id, 0u);
+    EXPECT_FLOAT_EQ(out[1].dist, 4.0f);
+    EXPECT_THROW(drift::hnsw_init(mem.data(), 0, 3, 4, Metric::L2, 1), drift::Error);
 }
