@@ -8,6 +8,7 @@ extern "C" {
 #include "access/amapi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "storage/latch.h"
 #include "utils/array.h"
 #include "utils/timestamp.h"
 }
@@ -20,6 +21,7 @@ extern int drift_l0_max_rows;
 extern double drift_compact_dead_ratio;
 extern int drift_steal_neighbours;
 extern int drift_janitor_naptime;
+extern bool drift_janitor_enabled;
 extern int drift_memtable_mem;
 extern int drift_ef_search;
 extern int drift_l0_flush_rows;
@@ -27,9 +29,14 @@ extern int drift_l0_flush_rows;
 // Registers the janitor's launcher (shared_preload_libraries only).
 void drift_janitor_register();
 
-// The memtable graph (src/am/memtable.cpp). Registers its shared memory
-// (shared_preload_libraries only, drift.memtable_mem > 0).
-void drift_memtable_register();
+// drift's shared memory (src/am/memtable.cpp): the janitor's latch and the
+// memtable graphs. Registers it (shared_preload_libraries only).
+void drift_shmem_register();
+
+// The janitor launcher's latch (NULL when it exits), and a wake-up call an
+// inserting backend makes when L0 is due for a flush.
+void drift_janitor_set_latch(Latch *latch);
+void drift_janitor_wake();
 
 // True if this server has memtable graphs.
 bool drift_memtable_enabled();
@@ -148,9 +155,9 @@ DriftMaintenance drift_maintain_index(Relation index, DriftMaintainMode mode);
 // returns false instead of waiting.
 bool drift_lock_maintenance(Relation index, bool wait);
 
-// Rows L0 is holding back from the buckets, as far as the metapage knows
-// (pages appended since the last flush, each counted full).
-uint64 drift_l0_estimate(const DriftMetaPageData *meta);
+// Rows an L0 of `pages` pages holds back from the buckets, each page
+// counted full (the metapage counts L0 pages appended since the last flush).
+uint64 drift_l0_estimate(const DriftMetaPageData *meta, uint32 pages);
 
 // Physical pass over every page: frees pages of chains that are neither
 // live nor retired, and with cb, clears entries whose TID cb says are dead

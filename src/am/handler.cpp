@@ -36,6 +36,7 @@ int drift_l0_max_rows = 20000;
 double drift_compact_dead_ratio = 0.3;
 int drift_steal_neighbours = 4;
 int drift_janitor_naptime = 1000;
+bool drift_janitor_enabled = true;
 int drift_memtable_mem = 65536;
 int drift_ef_search = 40;
 int drift_l0_flush_rows = 10000;
@@ -73,6 +74,8 @@ void _PG_init(void) {
                             NULL, &drift_steal_neighbours, 4, 0, 64, PGC_USERSET, 0, NULL, NULL, NULL);
     DefineCustomIntVariable("drift.janitor_naptime", "Time the janitor sleeps between maintenance passes.", NULL,
                             &drift_janitor_naptime, 1000, 10, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+    DefineCustomBoolVariable("drift.janitor", "Whether the janitor maintains drift indexes (with shared_preload_libraries).",
+                             NULL, &drift_janitor_enabled, true, PGC_SIGHUP, 0, NULL, NULL, NULL);
     DefineCustomIntVariable("drift.l0_flush_rows",
                             "L0 rows at which the janitor flushes L0 into the buckets; below it, the memtable "
                             "graph keeps L0 searchable (0 = flush on every pass).",
@@ -87,7 +90,7 @@ void _PG_init(void) {
                                 NULL, NULL);
     MarkGUCPrefixReserved("drift");
     if (process_shared_preload_libraries_in_progress) {
-        drift_memtable_register();
+        drift_shmem_register();
         drift_janitor_register();
     }
 }

@@ -1,8 +1,10 @@
 // Inserting one row: append it to L0, which takes no centroid math. Past
-// drift.l0_max_rows, the inserting backend flushes L0 itself unless
-// another maintainer is already at work.
+// drift.l0_flush_rows it wakes the janitor (when preloaded) to flush L0 in
+// the background; past drift.l0_max_rows, the inserting backend flushes L0
+// itself unless another maintainer is already at work.
 #include "drift.h"
 
+#include "../storage/buffers.h"
 #include "../storage/chains.h"
 
 extern "C" {
@@ -17,19 +19,23 @@ bool drift_aminsert(Relation index, Datum *values, bool *isnull, ItemPointer hea
         MemoryContext ctx = AllocSetContextCreate(CurrentMemoryContext, "drift insert", ALLOCSET_SMALL_SIZES);
         MemoryContext old = MemoryContextSwitchTo(ctx);
 
-        DriftInfo *info = drift_info(index);
+        // Only the metapage's fields: not drift_info, whose centroids and
+        // directory maintenance keeps changing.
+        DriftMetaPageData *meta = (DriftMetaPageData *) palloc(offsetof(DriftMetaPageData, retired));
+        drift_read_meta_fields(index, meta);
         uint32 dim;
-        float *v = drift_index_vector(index, values[0], info->meta.dim, info->metric, &dim);
-        if (info->meta.dim == 0) {
+        float *v = drift_index_vector(index, values[0], meta->dim, drift::Metric(meta->metric), &dim);
+        if (meta->dim == 0) {
             drift_set_dimension(index, dim);
-            info = drift_info(index);
+            drift_read_meta_fields(index, meta);
         }
-        DriftMetaPageData meta = info->meta;
-        meta.l0_pages = drift_l0_append(index, &meta, heap_tid, v);
-        if (meta.l0_pages > 0 && drift_l0_estimate(&meta) > uint64(drift_l0_max_rows) &&
-            drift_lock_maintenance(index, false)) {
+        uint32 l0_pages = drift_l0_append(index, meta, heap_tid, v);
+        uint64 l0_rows = drift_l0_estimate(meta, l0_pages);
+        if (l0_pages > 0 && l0_rows > uint64(drift_l0_max_rows) && drift_lock_maintenance(index, false)) {
             drift_maintain_index(index, DRIFT_MAINTAIN_FLUSH);
             UnlockRelation(index, ShareUpdateExclusiveLock);
+        } else if (l0_pages > 0 && l0_rows >= uint64(drift_l0_flush_rows)) {
+            drift_janitor_wake();  // flush in the background before L0 reaches its bound
         }
 
         MemoryContextSwitchTo(old);

@@ -1,5 +1,6 @@
 // The janitor: with shared_preload_libraries = 'drift', a launcher
-// background worker wakes every drift.janitor_naptime and starts one worker
+// background worker wakes every drift.janitor_naptime (or when an insert
+// finds L0 due for a flush) and starts one worker
 // per database in turn; each worker runs a maintenance pass over every
 // drift index of its database, extends its memtable graph, and exits. An
 // index whose maintenance lock is taken (VACUUM, drift_maintain, an
@@ -89,12 +90,17 @@ static bool index_of_am(HeapTuple tup, Oid am, Oid *oid) {
     return c->relkind == RELKIND_INDEX && c->relam == am;
 }
 
+// Unpublishes the launcher's latch as it exits.
+static void forget_latch(int, Datum) { drift_janitor_set_latch(NULL); }
+
 void drift_janitor_launcher_main(Datum) {
     pqsignal(SIGHUP, SignalHandlerForConfigReload);
     pqsignal(SIGTERM, die);
     BackgroundWorkerUnblockSignals();
     BackgroundWorkerInitializeConnection(NULL, NULL, 0);
     ereport(LOG, (errmsg("drift janitor launcher started")));
+    drift_janitor_set_latch(MyLatch);
+    before_shmem_exit(forget_latch, 0);
     MemoryContext ctx = AllocSetContextCreate(TopMemoryContext, "drift janitor", ALLOCSET_DEFAULT_SIZES);
     for (;;) {
         CHECK_FOR_INTERRUPTS();
@@ -109,7 +115,7 @@ void drift_janitor_launcher_main(Datum) {
         Oid *dbs = catalog_oids(DatabaseRelationId, usable_database, InvalidOid, ctx, &n);
         CommitTransactionCommand();
         drift_memtable_forget(InvalidOid, dbs, n);
-        for (int i = 0; i < n; i++) {
+        for (int i = 0; i < n && drift_janitor_enabled; i++) {
             BackgroundWorker w;
             janitor_worker(&w, "drift_janitor_worker_main", "drift janitor worker");
             w.bgw_restart_time = BGW_NEVER_RESTART;
@@ -139,7 +145,7 @@ static void maintain_one(Oid oid) {
     Relation index = index_open(oid, NoLock);
     if (!RecoveryInProgress() && drift_lock_maintenance(index, false)) {
         DriftMetaPageData meta = drift_guard("janitor", [&]() { return drift_info(index)->meta; });
-        bool flush = !drift_memtable_enabled() || drift_l0_estimate(&meta) >= uint64(drift_l0_flush_rows) ||
+        bool flush = !drift_memtable_enabled() || drift_l0_estimate(&meta, meta.l0_pages) >= uint64(drift_l0_flush_rows) ||
                      drift_memtable_full(index);
         TimestampTz start = GetCurrentTimestamp();
         DriftMaintenance d = drift_guard(

@@ -786,7 +786,7 @@ bool drift_lock_maintenance(Relation index, bool wait) {
     return ConditionalLockRelation(index, ShareUpdateExclusiveLock);
 }
 
-uint64 drift_l0_estimate(const DriftMetaPageData *meta) { return uint64(meta->l0_pages) * meta->cold_cap; }
+uint64 drift_l0_estimate(const DriftMetaPageData *meta, uint32 pages) { return uint64(pages) * meta->cold_cap; }
 
 extern "C" {
 #include "access/htup_details.h"

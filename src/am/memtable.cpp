@@ -1,6 +1,7 @@
-// The memtable graph: with shared_preload_libraries = 'drift', each index
-// gets an HNSW graph over its L0 rows in shared memory (drift.memtable_mem
-// in all), which the janitor extends and scans search.
+// drift's shared memory (shared_preload_libraries only): the janitor's
+// latch, and the memtable graphs. Each index gets an HNSW graph over its L0
+// rows (drift.memtable_mem for all of them), which the janitor extends and
+// scans search.
 //
 // A graph is a cache, never trusted beyond what it can prove:
 // - It covers a prefix of one L0 chain, named by the metapage's (l0_head,
@@ -30,6 +31,7 @@
 extern "C" {
 #include "miscadmin.h"
 #include "storage/ipc.h"
+#include "storage/latch.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/timestamp.h"
@@ -62,6 +64,7 @@ struct MemSlot {
 };
 
 struct MemShared {
+    Latch *janitor;  /* the janitor launcher's latch, while it runs */
     Size arena;
     MemSlot slots[MEMTABLE_SLOTS];
 };
@@ -96,8 +99,7 @@ static void memtable_startup() {
     LWLockRelease(AddinShmemInitLock);
 }
 
-void drift_memtable_register() {
-    if (drift_memtable_mem <= 0) return;
+void drift_shmem_register() {
     prev_request_hook = shmem_request_hook;
     shmem_request_hook = memtable_request;
     prev_startup_hook = shmem_startup_hook;
@@ -231,7 +233,7 @@ static void read_page_rows(Relation index, const DriftMetaPageData *meta, BlockN
 }
 
 void drift_memtable_extend(Relation index, TimestampTz deadline) {
-    if (mem == NULL) return;
+    if (!drift_memtable_enabled()) return;
     DriftMetaPageData meta = drift_info(index)->meta;
     if (meta.dim == 0 || meta.l0_head == InvalidBlockNumber) return;
     int i = claim_slot(index, &meta);
@@ -247,6 +249,9 @@ void drift_memtable_extend(Relation index, TimestampTz deadline) {
     // Only this worker moves the position, so it is read without the lock.
     while (!s->full && s->next_blkno != InvalidBlockNumber && GetCurrentTimestamp() < deadline) {
         CHECK_FOR_INTERRUPTS();
+        // L0 due for a flush: the graph would be dropped with it.
+        const DriftMetaPageData *now = &drift_info(index)->meta;
+        if (drift_l0_flush_rows > 0 && drift_l0_estimate(now, now->l0_pages) >= uint64(drift_l0_flush_rows)) break;
         BlockNumber blkno = s->next_blkno;
         read_page_rows(index, &meta, blkno, s->next_slot, rows);
         if (rows->n == 0 && rows->next == InvalidBlockNumber && rows->nslots == s->next_slot) break;  // caught up
@@ -282,7 +287,16 @@ bool drift_memtable_full(Relation index) {
     return full;
 }
 
-bool drift_memtable_enabled() { return mem != NULL; }
+bool drift_memtable_enabled() { return mem != NULL && mem->arena > 0; }
+
+void drift_janitor_set_latch(Latch *latch) {
+    if (mem != NULL) mem->janitor = latch;
+}
+
+void drift_janitor_wake() {
+    Latch *latch = mem != NULL ? mem->janitor : NULL;
+    if (latch != NULL) SetLatch(latch);
+}
 
 // Frees slot i; the caller holds the table lock exclusively.
 static void free_slot(int i) {
@@ -308,7 +322,7 @@ void drift_memtable_forget(Oid db, const Oid *keep, int n) {
 // meta describes it; false (fn not run) otherwise.
 template <class F>
 static bool with_graph(Relation index, const DriftMetaPageData *meta, F fn) {
-    if (mem == NULL || meta->l0_head == InvalidBlockNumber) return false;
+    if (!drift_memtable_enabled() || meta->l0_head == InvalidBlockNumber) return false;
     LWLockAcquire(table_lock(), LW_SHARED);
     int i = find_slot(index);
     if (i >= 0) LWLockAcquire(slot_lock(i), LW_SHARED);

@@ -62,15 +62,18 @@ static DriftInfo *load_info(Relation index, const DriftMetaPageData *meta) {
 }
 
 DriftInfo *drift_info(Relation index) {
-    DriftMetaPageData meta;
-    drift_read_meta(index, &meta);
     DriftInfo *info = (DriftInfo *) index->rd_amcache;
-    if (info != NULL && info->meta.generation == meta.generation) {
-        info->meta = meta;  // counters and L0 links move without a new generation
-        return info;
-    }
-    index->rd_amcache = NULL;
     if (info != NULL) {
+        // Counters and L0 links move without a new generation; read in place,
+        // since every insert comes here.
+        uint32 loaded = info->meta.generation;
+        drift_read_meta(index, &info->meta);
+        if (info->meta.generation == loaded) return info;
+    }
+    DriftMetaPageData *meta = (DriftMetaPageData *) palloc(sizeof(DriftMetaPageData));
+    if (info != NULL) {
+        *meta = info->meta;
+        index->rd_amcache = NULL;
         if (info->lo) pfree(info->lo);
         if (info->centroids) pfree(info->centroids);
         if (info->dir_blocks) pfree(info->dir_blocks);
@@ -79,8 +82,11 @@ DriftInfo *drift_info(Relation index) {
         if (info->quants) pfree(info->quants);
         if (info->old_lo) pfree(info->old_lo);
         pfree(info);
+    } else {
+        drift_read_meta(index, meta);
     }
-    info = load_info(index, &meta);
+    info = load_info(index, meta);
+    pfree(meta);
     if (info->metric != drift_index_metric(index))
         drift_corrupt(index, DRIFT_METAPAGE_BLKNO, "The metapage's metric does not match the operator class.");
     index->rd_amcache = info;

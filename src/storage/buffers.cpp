@@ -47,11 +47,18 @@ void drift_check_meta(Relation index, const DriftMetaPageData *meta) {
     if (problem != NULL) drift_corrupt(index, DRIFT_METAPAGE_BLKNO, problem);
 }
 
-void drift_read_meta(Relation index, DriftMetaPageData *meta) {
+// Copies the first `bytes` bytes of the metapage into *meta and checks them.
+static void read_meta(Relation index, DriftMetaPageData *meta, Size bytes) {
     Buffer buf = drift_read_locked(index, DRIFT_METAPAGE_BLKNO, BUFFER_LOCK_SHARE, DRIFT_PAGE_META, NULL);
-    *meta = *DriftPageGetMeta(BufferGetPage(buf));
+    memcpy(meta, DriftPageGetMeta(BufferGetPage(buf)), bytes);
     UnlockReleaseBuffer(buf);
     drift_check_meta(index, meta);
+}
+
+void drift_read_meta(Relation index, DriftMetaPageData *meta) { read_meta(index, meta, sizeof(DriftMetaPageData)); }
+
+void drift_read_meta_fields(Relation index, DriftMetaPageData *meta) {
+    read_meta(index, meta, offsetof(DriftMetaPageData, retired));
 }
 
 Buffer drift_new_buffer(Relation index, ForkNumber fork) {

@@ -14,6 +14,10 @@ Buffer drift_read_locked(Relation index, BlockNumber blkno, int mode, uint16 typ
 // Copies the metapage into *meta after checking magic and version.
 void drift_read_meta(Relation index, DriftMetaPageData *meta);
 
+// The same without the retired list (6 kB an insert has no use for): meta
+// may be allocated only up to offsetof(DriftMetaPageData, retired).
+void drift_read_meta_fields(Relation index, DriftMetaPageData *meta);
+
 // What is wrong with a metapage (magic, version, dimension, capacities), or
 // NULL if nothing. May format into buf.
 const char *drift_meta_problem(const DriftMetaPageData *meta, char *buf, Size buflen);

@@ -11,6 +11,9 @@ use DriftTest;
 my $primary = PostgreSQL::Test::Cluster->new('primary');
 $primary->init(allows_streaming => 1);
 $primary->append_conf('postgresql.conf', "shared_preload_libraries = 'drift'\ndrift.janitor_naptime = 100\ndrift.l0_flush_rows = 0\n");
+# The standby checks every page its replay of drift's (generic) WAL produces
+# against the primary's image of it, byte for byte.
+$primary->append_conf('postgresql.conf', "wal_consistency_checking = 'generic'\n");
 $primary->start;
 $primary->safe_psql('postgres', 'CREATE EXTENSION drift');
 $primary->backup('base');
