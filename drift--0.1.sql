@@ -50,9 +50,9 @@ COMMENT ON FUNCTION drift_buckets(regclass) IS 'one row per bucket of a drift in
 
 CREATE FUNCTION drift_maintain(index regclass,
     OUT flushed_rows bigint, OUT splits int, OUT merges int, OUT compactions int,
-    OUT stolen_rows bigint, OUT released_chains int, OUT requantized bool)
+    OUT stolen_rows bigint, OUT released_chains int, OUT requantized bool, OUT seeded_buckets int)
     AS 'MODULE_PATHNAME' LANGUAGE C STRICT;
-COMMENT ON FUNCTION drift_maintain(regclass) IS 'one maintenance pass over a drift index: flush L0, split, merge, compact, free retired pages';
+COMMENT ON FUNCTION drift_maintain(regclass) IS 'one maintenance pass over a drift index: flush L0 (seeding buckets for rows no bucket reaches), split, merge, compact, free retired pages';
 
 CREATE FUNCTION drift_verify(index regclass, OUT blkno bigint, OUT problem text) RETURNS SETOF record
     AS 'MODULE_PATHNAME' LANGUAGE C STRICT;

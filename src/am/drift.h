@@ -134,6 +134,7 @@ void drift_set_dimension(Relation index, uint32 dim);
 struct DriftMaintenance {
     uint64 flushed;   /* L0 rows moved into buckets */
     uint32 splits, merges, compactions;
+    uint32 seeded;    /* buckets started for flushed rows no bucket reached */
     uint64 stolen;    /* rows moved to a new bucket from a neighbour */
     uint32 released;  /* retired chains whose pages were freed */
     bool requantized; /* rows far outside the quantizer's range made it fit a new one */

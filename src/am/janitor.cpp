@@ -154,11 +154,11 @@ static void maintain_one(Oid oid) {
         int usecs;
         TimestampDifference(start, GetCurrentTimestamp(), &secs, &usecs);
         if (d.flushed || d.splits || d.merges || d.compactions || d.released)
-            ereport(d.splits || d.merges || d.compactions ? LOG : DEBUG1,
+            ereport(d.splits || d.merges || d.compactions || d.seeded ? LOG : DEBUG1,
                     (errmsg("drift janitor: index \"%s\": flushed %llu rows, %u splits, %u merges, %u compactions, "
-                            "%llu rows stolen, %u chains released in %.3f s",
+                            "%u buckets seeded, %llu rows stolen, %u chains released in %.3f s",
                             RelationGetRelationName(index), (unsigned long long) d.flushed, d.splits, d.merges,
-                            d.compactions, (unsigned long long) d.stolen, d.released, secs + usecs / 1e6)));
+                            d.compactions, d.seeded, (unsigned long long) d.stolen, d.released, secs + usecs / 1e6)));
         // The graph needs no maintenance lock: let VACUUM and drift_maintain in.
         UnlockRelation(index, ShareUpdateExclusiveLock);
     }

@@ -218,7 +218,7 @@ static void commit(Maint *m, const EntryUpdate *u, int nu, const MetaChange &c) 
     };
     for (int i = 0; i < nu; i++)
         if (u[i].bucket / meta->dir_cap < info->ndir) lock_dir(info->dir_blocks[u[i].bucket / meta->dir_cap]);
-    if (BufferIsValid(newdir)) lock_dir(info->dir_blocks[info->ndir - 1]);
+    if (BufferIsValid(newdir) && info->ndir > 0) lock_dir(info->dir_blocks[info->ndir - 1]);
 
     GenericXLogState *st = GenericXLogStart(index);
     DriftMetaPage mp = DriftPageGetMeta(GenericXLogRegisterBuffer(st, mbuf, 0));
@@ -228,6 +228,7 @@ static void commit(Maint *m, const EntryUpdate *u, int nu, const MetaChange &c) 
     if (BufferIsValid(newdir)) {
         npage = GenericXLogRegisterBuffer(st, newdir, GENERIC_XLOG_FULL_IMAGE);
         drift_page_init(npage, DRIFT_PAGE_DIR, 0);
+        if (info->ndir == 0) mp->dir_head = BufferGetBlockNumber(newdir);  // a newly trained index's first
         for (int j = 0; j < nb; j++)
             if (blks[j] == info->dir_blocks[info->ndir - 1]) DriftPageGetOpaque(pages[j])->next = BufferGetBlockNumber(newdir);
     }
@@ -350,17 +351,19 @@ static void append_to_buckets(Maint *m, const Entries *e, const uint32 *idx, con
     pfree(start);
 }
 
-// Nearest live bucket (other than exclude) of each entry idx[0..n) of e, into target.
-static void route(Maint *m, const Entries *e, const uint32 *idx, uint32 n, uint32 exclude, uint32 *target) {
+// Nearest live bucket (other than exclude) of each entry idx[0..n) of e,
+// into target, and with dist the squared L2 distance to its centroid.
+static void route(Maint *m, const Entries *e, const uint32 *idx, uint32 n, uint32 exclude, uint32 *target,
+                  float *dist = NULL) {
     uint32 *ids;
     float *cents;
     uint32 k = live_centroids(m, exclude, &ids, &cents);
     float *rows = (float *) MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * Size(Max(n, 1)) * m->dim);
     for (uint32 i = 0; i < n; i++) memcpy(rows + Size(i) * m->dim, e->vecs + Size(idx[i]) * m->dim, sizeof(float) * m->dim);
-    float *dist = (float *) palloc(sizeof(float) * Max(n, 1));
-    drift::nearest_centroids(rows, n, cents, k, m->dim, target, dist);
+    float *d = dist ? dist : (float *) palloc(sizeof(float) * Max(n, 1));
+    drift::nearest_centroids(rows, n, cents, k, m->dim, target, d);
     for (uint32 i = 0; i < n; i++) target[i] = ids[target[i]];
-    pfree(dist);
+    if (!dist) pfree(d);
     pfree(rows);
     pfree(ids);
     pfree(cents);
@@ -436,7 +439,9 @@ static void sample_chain(Relation index, const DriftMetaPageData *meta, BlockNum
 
 // Fits a new quantizer to the rows being flushed and a sample of every
 // bucket, and makes it current; the old one stays until no bucket uses it.
-static void requantize(Maint *m, const Entries *flushing) {
+// With train_target, it is the first quantizer of an untrained index, which
+// becomes trained with that mean bucket size.
+static void requantize(Maint *m, const Entries *flushing, uint32 train_target = 0) {
     DriftInfo *info = m->info;
     uint32 dim = m->dim;
     Entries s = {0, 0, dim, NULL, NULL};
@@ -455,19 +460,99 @@ static void requantize(Maint *m, const Entries *flushing) {
     mp->old_quant_chain = mp->quant_chain;
     mp->quant_head = head;
     mp->quant_chain = chain;
-    mp->requantized++;
+    if (train_target > 0) {
+        mp->flags |= DRIFT_META_TRAINED;
+        mp->target_bucket = train_target;
+    } else {
+        mp->requantized++;
+    }
     mp->generation++;
     GenericXLogFinish(st);
     UnlockReleaseBuffer(mbuf);
-    m->done.requantized = true;
+    m->done.requantized = train_target == 0;
     refresh(m);
 }
 
+// Entry fields for a bucket rewritten with n members around centroid c.
+static DriftDirEntryData rewritten(const DriftDirEntryData &old, const ChainWriter &w, uint32 n, float radius,
+                                   float moved) {
+    DriftDirEntryData f = old;
+    f.head = w.head;
+    f.tail = w.tail;
+    f.chain = w.chain;
+    f.nlive = n;
+    f.ndead = 0;
+    f.radius = radius;
+    f.moved = old.moved + moved;
+    f.quant = w.meta->quant_chain;
+    return f;
+}
+
+// A free directory slot for a new bucket: a merged bucket's, or the next one.
+static uint32 free_slot(Maint *m) {
+    for (uint32 b = 0; b < m->info->meta.nbuckets; b++)
+        if (m->info->chains[b] == 0) return b;
+    return m->info->meta.nbuckets;
+}
+
 #define MAX_FLUSH_CHAINS 8
+// L0 rows an index built on no rows waits for before a flush trains it.
+#define DRIFT_TRAIN_ROWS 1000
+
+// The radius of every bucket (0 for a free slot), from the directory.
+static float *bucket_radii(Maint *m) {
+    const DriftInfo *info = m->info;
+    float *r = (float *) palloc0(sizeof(float) * Max(info->meta.nbuckets, 1));
+    for (uint32 pi = 0; pi < info->ndir; pi++) {
+        Buffer buf = drift_read_locked(m->index, info->dir_blocks[pi], BUFFER_LOCK_SHARE, DRIFT_PAGE_DIR, &info->meta);
+        Page page = BufferGetPage(buf);
+        for (uint32 i = 0; i < drift_dir_header(page)->nentries; i++) {
+            uint32 b = pi * info->meta.dir_cap + i;
+            if (b < info->meta.nbuckets) r[b] = drift_dir_entry(page, m->dim, i)->radius;
+        }
+        UnlockReleaseBuffer(buf);
+    }
+    return r;
+}
+
+// Seeding: k-means gives entries idx[0..n) of e k buckets of their own.
+static void seed(Maint *m, const Entries *e, const uint32 *idx, uint32 n, uint32 k) {
+    uint32 dim = m->dim;
+    float *rows = (float *) MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * Size(n) * dim);
+    for (uint32 i = 0; i < n; i++) memcpy(rows + Size(i) * dim, e->vecs + Size(idx[i]) * dim, sizeof(float) * dim);
+    float *c = (float *) palloc(sizeof(float) * dim * k);
+    drift::KMeansParams p{k, drift::Metric(m->info->meta.metric), m->info->meta.flushes * 7919 + n, 10, drift_interrupt()};
+    drift::kmeans(rows, n, dim, p, c);
+    uint32 *assign = (uint32 *) palloc(sizeof(uint32) * n);
+    float *dist = (float *) palloc(sizeof(float) * n);
+    drift::nearest_centroids(rows, n, c, k, dim, assign, dist);
+    uint32 *part = (uint32 *) palloc(sizeof(uint32) * n);
+    for (uint32 j = 0; j < k; j++) {
+        uint32 cnt = 0;
+        for (uint32 i = 0; i < n; i++)
+            if (assign[i] == j) part[cnt++] = idx[i];
+        if (cnt == 0 || m->info->meta.nretired + 1 > DRIFT_MAX_RETIRED) continue;
+        float *cj = c + Size(j) * dim;
+        drift::mean_of(e->vecs, part, cnt, dim, cj);
+        uint32 b = free_slot(m);
+        uint32 chain = alloc_chains(m, 1);
+        ChainWriter w;
+        write_chain(m, chain, b, e, part, cnt, &w);
+        DriftDirEntryData fresh;
+        memset(&fresh, 0, sizeof(fresh));
+        fresh.temperature = 1.0f;  // every member just arrived
+        EntryUpdate u = {cj, b, rewritten(fresh, w, cnt, radius_of(e, part, cnt, cj), 0)};
+        MetaChange mc = {{0, 0}, 0, 1, 0, 0, 0, 0, false};
+        commit(m, &u, 1, mc);
+        m->done.seeded++;
+    }
+}
 
 // Flush: moves every L0 row into the bucket of its nearest centroid.
 static void flush(Maint *m) {
     if (l0_empty(m) || m->info->meta.nretired + MAX_FLUSH_CHAINS > DRIFT_MAX_RETIRED) return;
+    bool trained = (m->info->meta.flags & DRIFT_META_TRAINED) != 0;
+    if (!trained && drift_l0_estimate(&m->info->meta, m->info->meta.l0_pages) < DRIFT_TRAIN_ROWS) return;
     BlockNumber stop = drift_l0_close(m->index, &m->info->meta);
     refresh(m);
     const DriftMetaPageData *meta = &m->info->meta;
@@ -496,11 +581,43 @@ static void flush(Maint *m) {
         blkno = DriftPageGetOpaque(page)->next;
         UnlockReleaseBuffer(buf);
     }
-    if (m->info->old_lo == NULL && out_of_range(m->info, &e)) requantize(m, &e);
     uint32 *idx = iota(e.n);
+    if (!trained) {
+        // Training, as a build would: the option's lists or about sqrt(rows).
+        const DriftMetaPageData *mt = &m->info->meta;
+        uint32 lists = mt->opt_lists > 0 ? uint32(mt->opt_lists) : uint32(Max(1.0, std::round(std::sqrt(double(e.n)))));
+        lists = Max(1u, Min(lists, e.n));
+        if (e.n > 0) {
+            requantize(m, &e, Max(1u, e.n / lists));
+            seed(m, &e, idx, e.n, lists);
+        }
+        finish_flush(m, stop, chains, nchains, e.n);
+        return;
+    }
+    if (m->info->old_lo == NULL && out_of_range(m->info, &e)) requantize(m, &e);
     uint32 *target = (uint32 *) palloc(sizeof(uint32) * Max(e.n, 1));
-    route(m, &e, idx, e.n, PG_UINT32_MAX, target);
-    append_to_buckets(m, &e, idx, target, e.n, true);
+    float *dist = (float *) palloc(sizeof(float) * Max(e.n, 1));
+    route(m, &e, idx, e.n, PG_UINT32_MAX, target, dist);
+    // Rows farther from their nearest centroid than any member of its
+    // bucket ever was come from a region no bucket covers. Enough of them
+    // (half a bucket) get buckets of their own, instead of pulling old
+    // buckets' centroids away from their members.
+    float *radius = bucket_radii(m);
+    uint32 *far = (uint32 *) palloc(sizeof(uint32) * Max(e.n, 1));
+    uint32 nfar = 0, nnear = 0;
+    for (uint32 i = 0; i < e.n; i++)
+        if (dist[i] > radius[target[i]] * radius[target[i]]) far[nfar++] = i;
+    if (nfar >= Max(m->info->meta.target_bucket / 2, 16u)) {
+        for (uint32 i = 0; i < e.n; i++)
+            if (dist[i] <= radius[target[i]] * radius[target[i]]) {
+                idx[nnear] = i;
+                target[nnear++] = target[i];
+            }
+        seed(m, &e, far, nfar, Max(1u, Min(nfar / Max(m->info->meta.target_bucket, 16u), 64u)));
+    } else {
+        nnear = e.n;
+    }
+    append_to_buckets(m, &e, idx, target, nnear, true);
     finish_flush(m, stop, chains, nchains, e.n);
 }
 
@@ -530,21 +647,6 @@ static void reclaim(Maint *m) {
     UnlockReleaseBuffer(mbuf);
     drift_sweep(m->index, NULL, NULL, NULL, NULL);
     refresh(m);
-}
-
-// Entry fields for a bucket rewritten with n members around centroid c.
-static DriftDirEntryData rewritten(const DriftDirEntryData &old, const ChainWriter &w, uint32 n, float radius,
-                                   float moved) {
-    DriftDirEntryData f = old;
-    f.head = w.head;
-    f.tail = w.tail;
-    f.chain = w.chain;
-    f.nlive = n;
-    f.ndead = 0;
-    f.radius = radius;
-    f.moved = old.moved + moved;
-    f.quant = w.meta->quant_chain;
-    return f;
 }
 
 // Compaction: rewrites bucket b's chain with its live entries only, and
@@ -582,13 +684,6 @@ static void merge(Maint *m, uint32 b) {
     u.fields.temperature = 0;
     MetaChange mc = {{old.chain, 0}, 1, -1, 0, 1, 0, 0, false};
     commit(m, &u, 1, mc);
-}
-
-// A free directory slot for a new bucket: a merged bucket's, or the next one.
-static uint32 free_slot(Maint *m) {
-    for (uint32 b = 0; b < m->info->meta.nbuckets; b++)
-        if (m->info->chains[b] == 0) return b;
-    return m->info->meta.nbuckets;
 }
 
 // Neighbour stealing after a split of a bucket whose centroid was `old`
@@ -767,9 +862,9 @@ DriftMaintenance drift_maintain_index(Relation index, DriftMaintainMode mode) {
     MemoryContext ctx = AllocSetContextCreate(CurrentMemoryContext, "drift maintenance", ALLOCSET_DEFAULT_SIZES);
     MemoryContext old = MemoryContextSwitchTo(ctx);
     reclaim(&m);
+    if (mode != DRIFT_MAINTAIN_KEEP_L0) flush(&m);
     if (m.info->meta.flags & DRIFT_META_TRAINED) {
         m.lim = limits(index, &m.info->meta);
-        if (mode != DRIFT_MAINTAIN_KEEP_L0) flush(&m);
         if (mode != DRIFT_MAINTAIN_FLUSH) work_buckets(&m);
     }
     if (mode != DRIFT_MAINTAIN_FLUSH) stamp(&m);
@@ -809,10 +904,11 @@ Datum drift_maintain(PG_FUNCTION_ARGS) {
         relation_close(index, ShareUpdateExclusiveLock);
         TupleDesc desc;
         if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE) elog(ERROR, "return type must be a row type");
-        Datum v[7] = {Int64GetDatum(int64(d.flushed)), Int32GetDatum(int32(d.splits)),  Int32GetDatum(int32(d.merges)),
-                      Int32GetDatum(int32(d.compactions)), Int64GetDatum(int64(d.stolen)), Int32GetDatum(int32(d.released)),
-                      BoolGetDatum(d.requantized)};
-        bool nulls[7] = {false};
+        Datum v[8] = {Int64GetDatum(int64(d.flushed)),     Int32GetDatum(int32(d.splits)),
+                      Int32GetDatum(int32(d.merges)),      Int32GetDatum(int32(d.compactions)),
+                      Int64GetDatum(int64(d.stolen)),      Int32GetDatum(int32(d.released)),
+                      BoolGetDatum(d.requantized),         Int32GetDatum(int32(d.seeded))};
+        bool nulls[8] = {false};
         PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, v, nulls)));
     });
 }

@@ -40,6 +40,7 @@ for my $mode ('inline', 'janitor') {
         cmp_ok($s->{flushes}, '>', 0, "inline: inserting backends flushed L0 ($s->{flushes} flushes)");
         cmp_ok($s->{l0_entries}, '<=', 1000 + 200, "inline: L0 stays near drift.l0_max_rows ($s->{l0_entries})");
         is($s->{splits}, 0, 'inline: inserts do not split buckets');
+        cmp_ok($s->{lists}, '>', 40, "inline: flushes gave the shifted rows buckets of their own ($s->{lists} buckets)");
         my $m = $node->safe_psql('postgres', "SELECT flushed_rows, splits FROM drift_maintain('items_idx')");
         my ($flushed, $splits) = split /\|/, $m;
         cmp_ok($splits, '>', 0, "inline: drift_maintain split the overfull buckets ($splits)");
@@ -89,6 +90,27 @@ for my $mode ('inline', 'janitor') {
         cmp_ok($merges, '>', 0, "inline: VACUUM merged the emptied buckets ($merges merges, $lists buckets left)");
         is($node->safe_psql('postgres', "SET enable_seqscan = off; SET drift.probes = 32768;
             SELECT count(*) FROM (SELECT id FROM few ORDER BY v <-> '$q0') s"), '120', 'inline: every remaining row is still found');
+
+        # An index built on an empty table is trained by maintenance once L0 holds enough rows.
+        # (drift.l0_max_rows is 1000 here: the inserting backend's flush trains it.)
+        $node->safe_psql('postgres', "CREATE TABLE late (id int PRIMARY KEY, v real[]);
+            CREATE INDEX late_idx ON late USING drift (v);
+            INSERT INTO late SELECT i, $a FROM generate_series(1, 500) i;");
+        is($node->safe_psql('postgres', "SELECT trained FROM drift_index_stats('late_idx')"), 'f', 'inline: an index built on no rows starts untrained');
+        $node->safe_psql('postgres', "SELECT drift_maintain('late_idx')");
+        is($node->safe_psql('postgres', "SELECT trained FROM drift_index_stats('late_idx')"), 'f', 'inline: 500 rows are too few to train it');
+        $node->safe_psql('postgres', "INSERT INTO late SELECT i, $a FROM generate_series(501, 3000) i");
+        my ($trained, $late_lists) = split /\|/, $node->safe_psql('postgres', "SELECT trained, lists FROM drift_index_stats('late_idx')");
+        ok($trained eq 't' && $late_lists > 20, "inline: a flush trained it from L0 ($late_lists buckets)");
+        $node->safe_psql('postgres', "SELECT drift_maintain('late_idx')");
+        is($node->safe_psql('postgres', "SELECT l0_entries FROM drift_index_stats('late_idx')"), '0', 'inline: drift_maintain flushed the rest');
+        my $self = 0;
+        for my $i (1, 777, 1500, 2999) {
+            $self++ if $node->safe_psql('postgres', "SET enable_seqscan = off;
+                SELECT id FROM late ORDER BY v <-> (SELECT v FROM late WHERE id = $i) LIMIT 1") eq $i;
+        }
+        is($self, 4, 'inline: the trained index finds rows by their own vectors');
+        is($node->safe_psql('postgres', "SELECT count(*) FROM drift_verify('late_idx')"), '0', 'inline: drift_verify finds the trained index sound');
     }
     $node->stop;
 }
