@@ -792,9 +792,14 @@ static drift::MaintenanceLimits limits(Relation index, const DriftMetaPageData *
 // Does the most urgent bucket work until no bucket needs any.
 static void work_buckets(Maint *m) {
     uint32 cap = 4 * m->info->meta.nbuckets + 64;
-    bool *skip = (bool *) palloc0(sizeof(bool) * (2 * cap + m->info->meta.nbuckets));
+    uint32 nskip = 2 * cap + m->info->meta.nbuckets;
+    bool *skip = (bool *) palloc0(sizeof(bool) * nskip);
     for (uint32 round = 0; round < cap; round++) {
         CHECK_FOR_INTERRUPTS();
+        // Inserting backends cannot flush while this pass holds the lock:
+        // keep L0 within drift.l0_max_rows for them.
+        const DriftMetaPageData *mt = &m->info->meta;
+        if (drift_l0_estimate(mt, mt->l0_pages) > uint64(drift_l0_max_rows)) flush(m);
         if (m->info->meta.nretired + 2 + uint32(Max(drift_steal_neighbours, 0)) > DRIFT_MAX_RETIRED) {
             reclaim(m);
             if (m->info->meta.nretired + 2 + uint32(Max(drift_steal_neighbours, 0)) > DRIFT_MAX_RETIRED) break;
@@ -807,7 +812,7 @@ static void work_buckets(Maint *m) {
             Page page = BufferGetPage(buf);
             for (uint32 i = 0; i < drift_dir_header(page)->nentries; i++) {
                 uint32 b = pi * info->meta.dir_cap + i;
-                if (b >= info->meta.nbuckets || info->chains[b] == 0 || skip[b]) continue;
+                if (b >= info->meta.nbuckets || info->chains[b] == 0 || (b < nskip && skip[b])) continue;
                 DriftDirEntry e = drift_dir_entry(page, m->dim, i);
                 drift::BucketHealth h{e->nlive, e->ndead, e->temperature};
                 drift::Need need = drift::bucket_need(h, m->lim, info->meta.live_buckets > 1);
@@ -832,7 +837,7 @@ static void work_buckets(Maint *m) {
         }
         switch (best.work) {
             case drift::Work::Split:
-                if (!split(m, which)) skip[which] = true;
+                if (!split(m, which) && which < nskip) skip[which] = true;
                 break;
             case drift::Work::Compact: compact(m, which); break;
             case drift::Work::Merge: merge(m, which); break;
