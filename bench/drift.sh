@@ -11,7 +11,8 @@
 #   bench/drift.sh N DIM [SHIFT]     e.g. bench/drift.sh 100000 128 6
 #
 # Environment: QUERIES (per distribution, default 200), SECONDS_PER_POINT
-# (each of the three QPS runs, best kept; default 3), PROBES (default 10).
+# (each of the three QPS runs, best kept; default 3), PROBES (default 10),
+# PGVECTOR=0 to skip pgvector even when it is installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 make -s tools
@@ -102,7 +103,7 @@ DRIFT_IDX="CREATE INDEX t_idx ON t USING drift (v)"
 scenario "drift, janitor" "$DRIFT_IDX" "SET drift.probes = $PROBES;" janitor
 scenario "drift, drift_maintain (janitor off)" "$DRIFT_IDX" "SET drift.probes = $PROBES;" drift_maintain
 scenario "drift, no maintenance (inline flushes only)" "$DRIFT_IDX" "SET drift.probes = $PROBES;" none
-if [ "$HAVE_PGVECTOR" = 1 ]; then
+if [ "$HAVE_PGVECTOR" = 1 ] && [ "${PGVECTOR:-1}" != 0 ]; then
     B -c "ALTER TABLE a ALTER COLUMN v TYPE vector($DIM)" -c "ALTER TABLE b ALTER COLUMN v TYPE vector($DIM)" \
       -c "ALTER TABLE qa ALTER COLUMN v TYPE vector($DIM)" -c "ALTER TABLE qb ALTER COLUMN v TYPE vector($DIM)"
     lists=$(printf '%.0f' "$(echo "sqrt($N)" | bc -l)")

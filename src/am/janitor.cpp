@@ -83,11 +83,12 @@ static bool usable_database(HeapTuple tup, Oid, Oid *oid) {
     return db->datallowconn && !db->datistemplate;
 }
 
-// An index of access method am.
+// An index of access method am, other than a temporary one (only its own
+// session can read it; its inserting backend flushes it).
 static bool index_of_am(HeapTuple tup, Oid am, Oid *oid) {
     Form_pg_class c = (Form_pg_class) GETSTRUCT(tup);
     *oid = c->oid;
-    return c->relkind == RELKIND_INDEX && c->relam == am;
+    return c->relkind == RELKIND_INDEX && c->relam == am && c->relpersistence != RELPERSISTENCE_TEMP;
 }
 
 // Unpublishes the launcher's latch as it exits.

@@ -531,7 +531,7 @@ static void seed(Maint *m, const Entries *e, const uint32 *idx, uint32 n, uint32
         uint32 cnt = 0;
         for (uint32 i = 0; i < n; i++)
             if (assign[i] == j) part[cnt++] = idx[i];
-        if (cnt == 0 || m->info->meta.nretired + 1 > DRIFT_MAX_RETIRED) continue;
+        if (cnt == 0) continue;  // (a new bucket retires nothing: no retired-list check)
         float *cj = c + Size(j) * dim;
         drift::mean_of(e->vecs, part, cnt, dim, cj);
         uint32 b = free_slot(m);
