@@ -25,6 +25,7 @@ extern bool drift_janitor_enabled;
 extern int drift_memtable_mem;
 extern int drift_ef_search;
 extern int drift_l0_flush_rows;
+extern int drift_l0_idle_flush;
 
 // Registers the janitor's launcher (shared_preload_libraries only).
 void drift_janitor_register();
@@ -53,6 +54,10 @@ bool drift_memtable_full(Relation index);
 // Frees graphs: of database db, those of indexes not in keep[0..n); with db
 // invalid, those of databases not in keep[0..n).
 void drift_memtable_forget(Oid db, const Oid *keep, int n);
+
+// True if index's graph covers L0 as meta describes it, holds rows, and
+// took none for idle_ms: no rows are arriving, so L0 may as well be flushed.
+bool drift_memtable_idle(Relation index, const DriftMetaPageData *meta, int idle_ms);
 
 // L0 rows in index's graph (0 if it has none covering L0 as meta describes it).
 uint64 drift_memtable_rows(Relation index, const DriftMetaPageData *meta);

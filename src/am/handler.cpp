@@ -40,6 +40,7 @@ bool drift_janitor_enabled = true;
 int drift_memtable_mem = 65536;
 int drift_ef_search = 40;
 int drift_l0_flush_rows = 10000;
+int drift_l0_idle_flush = 10000;
 
 static relopt_kind drift_relopt_kind;
 
@@ -80,6 +81,10 @@ void _PG_init(void) {
                             "L0 rows at which the janitor flushes L0 into the buckets; below it, the memtable "
                             "graph keeps L0 searchable (0 = flush on every pass).",
                             NULL, &drift_l0_flush_rows, 10000, 0, INT_MAX / 2, PGC_SIGHUP, 0, NULL, NULL, NULL);
+    DefineCustomIntVariable("drift.l0_idle_flush",
+                            "Time without new L0 rows after which the janitor flushes L0 whatever its size "
+                            "(0 = never).",
+                            NULL, &drift_l0_idle_flush, 10000, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
     DefineCustomIntVariable("drift.ef_search", "Candidate list size of a search of the memtable graph.", NULL,
                             &drift_ef_search, 40, 1, 10000, PGC_USERSET, 0, NULL, NULL, NULL);
     // A server-start setting can only exist when loaded at server start.

@@ -137,9 +137,10 @@ void drift_janitor_launcher_main(Datum) {
 
 // One maintenance pass over index oid, if its maintenance lock is free,
 // then its memtable graph brought up to date. L0 is flushed once it holds
-// drift.l0_flush_rows rows or its graph is full (always without graphs);
-// until then the graph keeps it searchable. In recovery only the graph is
-// built: the primary's maintenance arrives by replay.
+// drift.l0_flush_rows rows, its graph is full, or no row arrived for
+// drift.l0_idle_flush (always without graphs); until then the graph keeps
+// it searchable. In recovery only the graph is built: the primary's
+// maintenance arrives by replay.
 static void maintain_one(Oid oid) {
     if (!ConditionalLockRelationOid(oid, AccessShareLock)) return;  // DROP or REINDEX under way
     if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(oid))) return;  // dropped meanwhile
@@ -147,7 +148,8 @@ static void maintain_one(Oid oid) {
     if (!RecoveryInProgress() && drift_lock_maintenance(index, false)) {
         DriftMetaPageData meta = drift_guard("janitor", [&]() { return drift_info(index)->meta; });
         bool flush = !drift_memtable_enabled() || drift_l0_estimate(&meta, meta.l0_pages) >= uint64(drift_l0_flush_rows) ||
-                     drift_memtable_full(index);
+                     drift_memtable_full(index) ||
+                     (drift_l0_idle_flush > 0 && drift_memtable_idle(index, &meta, drift_l0_idle_flush));
         TimestampTz start = GetCurrentTimestamp();
         DriftMaintenance d = drift_guard(
             "janitor", [&]() { return drift_maintain_index(index, flush ? DRIFT_MAINTAIN_ALL : DRIFT_MAINTAIN_KEEP_L0); });

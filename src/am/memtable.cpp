@@ -61,6 +61,7 @@ struct MemSlot {
     uint32 head_chain;        /* head = InvalidBlockNumber: no graph yet */
     BlockNumber next_blkno;   /* first L0 position not in the graph */
     uint16 next_slot;
+    TimestampTz grew;         /* when the graph last took rows (or started) */
 };
 
 struct MemShared {
@@ -203,6 +204,7 @@ static void reset_graph(MemSlot *s, Relation index, const DriftMetaPageData *met
     s->head_chain = meta->l0_chain;
     s->next_blkno = meta->l0_head;
     s->next_slot = 0;
+    s->grew = GetCurrentTimestamp();
     drift::hnsw_init(slot_graph(s), s->dim, s->cap, MEMTABLE_M, drift::Metric(meta->metric), s->relid ^ meta->l0_chain);
 }
 
@@ -262,6 +264,7 @@ void drift_memtable_extend(Relation index, TimestampTz deadline) {
             if (!drift::hnsw_add(slot_graph(s), rows->vecs + Size(added) * meta.dim, MEMTABLE_EF_CONSTRUCTION)) break;
             slot_refs(s)[id] = rows->refs[added];
         }
+        if (added > 0) s->grew = GetCurrentTimestamp();
         if (added < rows->n) {
             s->full = true;
             s->next_slot = rows->refs[added].slot;
@@ -333,6 +336,14 @@ static bool with_graph(Relation index, const DriftMetaPageData *meta, F fn) {
     if (ok) fn(s);
     LWLockRelease(slot_lock(i));
     return ok;
+}
+
+bool drift_memtable_idle(Relation index, const DriftMetaPageData *meta, int idle_ms) {
+    bool idle = false;
+    with_graph(index, meta, [&](const MemSlot *s) {
+        idle = graph_rows(s) > 0 && TimestampDifferenceExceeds(s->grew, GetCurrentTimestamp(), idle_ms);
+    });
+    return idle;
 }
 
 uint64 drift_memtable_rows(Relation index, const DriftMetaPageData *meta) {

@@ -15,7 +15,7 @@ my $a = vector_sql($dim);
 my $b = "(SELECT array_agg((4 + sin(i * 0.37 + j * 1.7 + (i % 13) * j))::real ORDER BY j) FROM generate_series(1, $dim) j)";
 
 my $primary = new_node('mem_primary', preload => 1, allows_streaming => 1,
-    conf => "drift.l0_flush_rows = 1000000\ndrift.l0_max_rows = 1000000\ndrift.memtable_mem = 4MB\n");
+    conf => "drift.l0_flush_rows = 1000000\ndrift.l0_max_rows = 1000000\ndrift.memtable_mem = 4MB\ndrift.l0_idle_flush = 0\n");
 $primary->backup('base');
 my $standby = PostgreSQL::Test::Cluster->new('mem_standby');
 $standby->init_from_backup($primary, 'base', has_streaming => 1);
@@ -107,6 +107,14 @@ $primary->safe_psql('postgres', "INSERT INTO items SELECT i, $b FROM generate_se
 ok($primary->poll_query_until('postgres', "SELECT flushes > 0 AND l0_entries < 15000 FROM drift_index_stats('items_idx')"),
     'a full graph makes the janitor flush L0');
 graph_caught_up($primary, 'after the flush');
+
+# An L0 no row has reached for drift.l0_idle_flush is flushed whatever its size.
+$primary->safe_psql('postgres', "INSERT INTO items SELECT i, $b FROM generate_series(400001, 400500) i");
+graph_caught_up($primary, 'before going idle');
+$primary->append_conf('postgresql.conf', "drift.l0_idle_flush = 1s\n");
+$primary->reload;
+ok($primary->poll_query_until('postgres', "SELECT l0_entries = 0 FROM drift_index_stats('items_idx')"),
+    'an idle L0 is flushed');
 is($primary->safe_psql('postgres', "SELECT string_agg(blkno || ': ' || problem, E'\n') FROM drift_verify('items_idx')"), '',
     'drift_verify finds the index sound');
 $standby->stop;
