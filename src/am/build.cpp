@@ -286,8 +286,9 @@ static void build_index(BuildState *bs, IndexInfo *indexInfo, ForkNumber fork) {
         ExecDropSingleTupleTableSlot(bs->slot);
     } else if (bs->heap != NULL) {
         ereport(NOTICE, (errmsg("drift index \"%s\" was built on no rows", RelationGetRelationName(bs->index)),
-                         errdetail("Rows inserted from now on are searched exactly until the index is trained."),
-                         errhint("REINDEX the index once the table holds representative data.")));
+                         errdetail("Rows inserted from now on wait in L0 until maintenance trains the index on "
+                                   "them, once L0 holds 1000 rows."),
+                         errhint("A REINDEX once the table holds representative data gives a better start.")));
     }
     Page mpage = drift_unlogged_edit(mbuf);
     *DriftPageGetMeta(mpage) = meta;

@@ -115,6 +115,19 @@ $primary->append_conf('postgresql.conf', "drift.l0_idle_flush = 1s\n");
 $primary->reload;
 ok($primary->poll_query_until('postgres', "SELECT l0_entries = 0 FROM drift_index_stats('items_idx')"),
     'an idle L0 is flushed');
+
+# Another session's temporary drift index: only that session can read it, so
+# the janitor leaves it alone (its inserts flush it inline).
+my $log_offset = -s $primary->logfile;
+my $bg = $primary->background_psql('postgres');
+$bg->query_safe("SET client_min_messages = warning; CREATE TEMP TABLE tmp_items (id int, v real[]);
+    CREATE INDEX tmp_idx ON tmp_items USING drift (v);
+    INSERT INTO tmp_items SELECT i, $a FROM generate_series(1, 2000) i;");
+sleep 2;    # about twenty janitor rounds
+unlike(slurp_file($primary->logfile, $log_offset), qr/ERROR/, 'the janitor reports no error with a temporary drift index around');
+is($bg->query_safe("SET enable_seqscan = off; SELECT id FROM tmp_items ORDER BY v <-> (SELECT v FROM tmp_items WHERE id = 7) LIMIT 1"),
+    '7', 'the temporary index answers its own session');
+$bg->quit;
 is($primary->safe_psql('postgres', "SELECT string_agg(blkno || ': ' || problem, E'\n') FROM drift_verify('items_idx')"), '',
     'drift_verify finds the index sound');
 $standby->stop;
