@@ -222,12 +222,6 @@ static void write_trained(BuildState *bs, ForkNumber fork, DriftMetaPage meta) {
     meta->next_chain = bs->k + 3;
 }
 
-// Chooses the number of buckets: the option, else about sqrt(rows).
-static uint32 choose_lists(const BuildState *bs) {
-    double want = bs->lists > 0 ? bs->lists : Max(1.0, std::round(std::sqrt(bs->rows)));
-    return uint32(Max(1.0, Min(want, double(bs->nsample))));
-}
-
 // Builds the index into fork (MAIN, or INIT for unlogged tables' empty index).
 static void build_index(BuildState *bs, IndexInfo *indexInfo, ForkNumber fork) {
     Buffer mbuf = drift_unlogged_page(bs->index, fork, DRIFT_PAGE_META, 0);
@@ -242,7 +236,7 @@ static void build_index(BuildState *bs, IndexInfo *indexInfo, ForkNumber fork) {
     fill_meta(&meta, bs);
     if (bs->rows > 0) {
         pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, DRIFT_PHASE_TRAIN);
-        bs->k = choose_lists(bs);
+        bs->k = drift::choose_lists(bs->lists, double(bs->rows), bs->nsample);
         bs->centroids = (float *) MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * bs->dim * bs->k);
         bs->lo = (float *) palloc(sizeof(float) * bs->dim);
         bs->scale = (float *) palloc(sizeof(float) * bs->dim);

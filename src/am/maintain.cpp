@@ -583,10 +583,8 @@ static void flush(Maint *m) {
     }
     uint32 *idx = iota(e.n);
     if (!trained) {
-        // Training, as a build would: the option's lists or about sqrt(rows).
-        const DriftMetaPageData *mt = &m->info->meta;
-        uint32 lists = mt->opt_lists > 0 ? uint32(mt->opt_lists) : uint32(Max(1.0, std::round(std::sqrt(double(e.n)))));
-        lists = Max(1u, Min(lists, e.n));
+        // Training, as a build would.
+        uint32 lists = drift::choose_lists(m->info->meta.opt_lists, e.n, e.n);
         if (e.n > 0) {
             requantize(m, &e, Max(1u, e.n / lists));
             seed(m, &e, idx, e.n, lists);

@@ -2,6 +2,7 @@
 #include "kmeans.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -142,6 +143,11 @@ KMeansResult kmeans(const float *data, size_t n, size_t dim, const KMeansParams 
         if (changed * 1000 <= n) break;
     }
     return res;
+}
+
+uint32_t choose_lists(int32_t option, double rows, uint64_t limit) {
+    double want = option > 0 ? double(option) : std::max(1.0, std::round(std::sqrt(rows)));
+    return uint32_t(std::max(1.0, std::min(want, double(limit))));
 }
 
 }  // namespace drift

@@ -47,4 +47,8 @@ struct Rng {
     uint64_t below(uint64_t n) { return next() % n; }
 };
 
+// Buckets for an index over `rows` rows: the `lists` option if set, else
+// about sqrt(rows); at least 1 and at most `limit` (the rows k-means sees).
+uint32_t choose_lists(int32_t option, double rows, uint64_t limit);
+
 }  // namespace drift

@@ -353,7 +353,7 @@ double hnsw_recall(Metric metric, uint32_t m, uint32_t ef) {
         size_t ng = drift::hnsw_search(mem.data(), q, ef, k, got);
         EXPECT_EQ(ng, k);
         for (size_t i = 0; i < ng; ++i) {
-            EXPECT_FLOAT_EQ(got[i].dist, drift::order_distance(metric, q, drift::hnsw_vector(mem.data(), uint32_t(got[i].id)), dim));
+            EXPECT_FLOAT_EQ(got[i].dist, drift::order_distance(metric, q, &rows[size_t(got[i].id) * dim], dim));
             if (i > 0) {
                 EXPECT_LE(got[i - 1].dist, got[i].dist);
             }
@@ -382,4 +382,11 @@ TEST(Hnsw, EmptyAndTinyGraphs) {
     EXPECT_EQ(out[0].id, 0u);
     EXPECT_FLOAT_EQ(out[1].dist, 4.0f);
     EXPECT_THROW(drift::hnsw_init(mem.data(), 0, 3, 4, Metric::L2, 1), drift::Error);
+}
+
+TEST(KMeans, ChooseLists) {
+    EXPECT_EQ(drift::choose_lists(0, 10000, 100000), 100u);  // about sqrt(rows)
+    EXPECT_EQ(drift::choose_lists(40, 10000, 100000), 40u);  // the option
+    EXPECT_EQ(drift::choose_lists(40, 10000, 16), 16u);      // no more than k-means sees
+    EXPECT_EQ(drift::choose_lists(0, 0, 0), 1u);
 }
