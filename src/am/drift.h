@@ -48,8 +48,9 @@ bool drift_memtable_enabled();
 // L0 pages it reads from being released.
 void drift_memtable_extend(Relation index, TimestampTz deadline);
 
-// True if index's graph ran out of room (L0 should be flushed).
-bool drift_memtable_full(Relation index);
+// True if index's graph of L0 as meta describes it ran out of room (L0
+// should be flushed).
+bool drift_memtable_full(Relation index, const DriftMetaPageData *meta);
 
 // Frees graphs: of database db, those of indexes not in keep[0..n); with db
 // invalid, those of databases not in keep[0..n).
@@ -164,6 +165,11 @@ bool drift_lock_maintenance(Relation index, bool wait);
 // Rows an L0 of `pages` pages holds back from the buckets, each page
 // counted full (the metapage counts L0 pages appended since the last flush).
 uint64 drift_l0_estimate(const DriftMetaPageData *meta, uint32 pages);
+
+// True if L0 holds drift.l0_flush_rows rows: due for the janitor's flush.
+inline bool drift_l0_due(const DriftMetaPageData *meta) {
+    return drift_l0_estimate(meta, meta->l0_pages) >= uint64(drift_l0_flush_rows);
+}
 
 // Physical pass over every page: frees pages of chains that are neither
 // live nor retired, and with cb, clears entries whose TID cb says are dead

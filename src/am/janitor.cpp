@@ -147,8 +147,7 @@ static void maintain_one(Oid oid) {
     Relation index = index_open(oid, NoLock);
     if (!RecoveryInProgress() && drift_lock_maintenance(index, false)) {
         DriftMetaPageData meta = drift_guard("janitor", [&]() { return drift_info(index)->meta; });
-        bool flush = !drift_memtable_enabled() || drift_l0_estimate(&meta, meta.l0_pages) >= uint64(drift_l0_flush_rows) ||
-                     drift_memtable_full(index) ||
+        bool flush = !drift_memtable_enabled() || drift_l0_due(&meta) || drift_memtable_full(index, &meta) ||
                      (drift_l0_idle_flush > 0 && drift_memtable_idle(index, &meta, drift_l0_idle_flush));
         TimestampTz start = GetCurrentTimestamp();
         DriftMaintenance d = drift_guard(

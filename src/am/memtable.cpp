@@ -252,8 +252,7 @@ void drift_memtable_extend(Relation index, TimestampTz deadline) {
     while (!s->full && s->next_blkno != InvalidBlockNumber && GetCurrentTimestamp() < deadline) {
         CHECK_FOR_INTERRUPTS();
         // L0 due for a flush: the graph would be dropped with it.
-        const DriftMetaPageData *now = &drift_info(index)->meta;
-        if (drift_l0_flush_rows > 0 && drift_l0_estimate(now, now->l0_pages) >= uint64(drift_l0_flush_rows)) break;
+        if (drift_l0_flush_rows > 0 && drift_l0_due(&drift_info(index)->meta)) break;
         BlockNumber blkno = s->next_blkno;
         read_page_rows(index, &meta, blkno, s->next_slot, rows);
         if (rows->n == 0 && rows->next == InvalidBlockNumber && rows->nslots == s->next_slot) break;  // caught up
@@ -281,15 +280,6 @@ void drift_memtable_extend(Relation index, TimestampTz deadline) {
     pfree(rows);
 }
 
-bool drift_memtable_full(Relation index) {
-    if (mem == NULL) return false;
-    LWLockAcquire(table_lock(), LW_SHARED);
-    int i = find_slot(index);
-    bool full = i >= 0 && mem->slots[i].full;
-    LWLockRelease(table_lock());
-    return full;
-}
-
 bool drift_memtable_enabled() { return mem != NULL && mem->arena > 0; }
 
 void drift_janitor_set_latch(Latch *latch) {
@@ -313,10 +303,11 @@ void drift_memtable_forget(Oid db, const Oid *keep, int n) {
     LWLockAcquire(table_lock(), LW_EXCLUSIVE);
     for (int i = 0; i < MEMTABLE_SLOTS; i++) {
         const MemSlot *s = &mem->slots[i];
-        if (s->relid == InvalidOid) continue;
+        if (s->relid == InvalidOid || (OidIsValid(db) && s->db != db)) continue;
+        Oid key = OidIsValid(db) ? s->relid : s->db;  // what keep[] lists
         bool kept = false;
-        for (int j = 0; j < n && !kept; j++) kept = OidIsValid(db) ? s->db == db && s->relid == keep[j] : s->db == keep[j];
-        if (!kept && (!OidIsValid(db) || s->db == db)) free_slot(i);
+        for (int j = 0; j < n && !kept; j++) kept = keep[j] == key;
+        if (!kept) free_slot(i);
     }
     LWLockRelease(table_lock());
 }
@@ -336,6 +327,12 @@ static bool with_graph(Relation index, const DriftMetaPageData *meta, F fn) {
     if (ok) fn(s);
     LWLockRelease(slot_lock(i));
     return ok;
+}
+
+bool drift_memtable_full(Relation index, const DriftMetaPageData *meta) {
+    bool full = false;
+    with_graph(index, meta, [&](const MemSlot *s) { full = s->full; });
+    return full;
 }
 
 bool drift_memtable_idle(Relation index, const DriftMetaPageData *meta, int idle_ms) {

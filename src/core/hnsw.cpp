@@ -224,6 +224,4 @@ size_t hnsw_search(const void *mem, const float *q, uint32_t ef, size_t k, Candi
     return n;
 }
 
-const float *hnsw_vector(const void *mem, uint32_t id) { return Graph(mem).vec(id); }
-
 }  // namespace drift

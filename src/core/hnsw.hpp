@@ -40,7 +40,4 @@ bool hnsw_add(void *mem, const float *vec, uint32_t ef_construction);
 // ascending order and returns how many that is.
 size_t hnsw_search(const void *mem, const float *q, uint32_t ef, size_t k, Candidate *out);
 
-// The vector of node id.
-const float *hnsw_vector(const void *mem, uint32_t id);
-
 }  // namespace drift
