@@ -116,6 +116,27 @@ $primary->reload;
 ok($primary->poll_query_until('postgres', "SELECT l0_entries = 0 FROM drift_index_stats('items_idx')"),
     'an idle L0 is flushed');
 
+# drift.janitor = off stops the janitor (its nap is still 100 ms); once on,
+# an insert that finds L0 past drift.l0_flush_rows wakes it, long before its
+# nap time (now an hour) is up.
+my $flushes = sub { $primary->safe_psql('postgres', "SELECT flushes FROM drift_index_stats('items_idx')") };
+$primary->append_conf('postgresql.conf', "drift.janitor = off\ndrift.l0_flush_rows = 300\n");
+$primary->reload;
+sleep 1;    # the launcher's current round ends and it reads the settings
+my $before = $flushes->();
+$primary->safe_psql('postgres', "INSERT INTO items SELECT i, $b FROM generate_series(500001, 502000) i");
+sleep 2;
+is($flushes->(), $before, 'with drift.janitor = off nothing flushes L0');
+$primary->append_conf('postgresql.conf', "drift.janitor = on\ndrift.janitor_naptime = 1h\n");
+$primary->reload;    # the reload itself wakes the launcher for one round
+ok($primary->poll_query_until('postgres', "SELECT flushes > $before FROM drift_index_stats('items_idx')"),
+    'with drift.janitor = on again, the janitor flushes L0');
+sleep 1;    # that round ends; the launcher naps for an hour
+$before = $flushes->();
+$primary->safe_psql('postgres', "INSERT INTO items SELECT i, $b FROM generate_series(502001, 504000) i");
+ok($primary->poll_query_until('postgres', "SELECT flushes > $before FROM drift_index_stats('items_idx')"),
+    'an insert past drift.l0_flush_rows wakes the napping janitor, which flushes L0');
+
 # Another session's temporary drift index: only that session can read it, so
 # the janitor leaves it alone (its inserts flush it inline).
 my $log_offset = -s $primary->logfile;
