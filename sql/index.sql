@@ -37,10 +37,16 @@ SET drift.probes = 1;
 SET drift.rerank = 5;
 SET enable_seqscan = off;
 EXPLAIN (COSTS OFF) SELECT id FROM items WHERE category = 3 AND id % 7 = 0 ORDER BY v <-> '{0,1,0,1}' LIMIT 10;
+-- (in strict order, rows of later batches nearer than one returned are skipped;
+-- relaxed order returns them, so the LIMIT is reached)
+SELECT bool_and(d >= prev) AS strict_ordered FROM (
+  SELECT d, lag(d, 1, 0::float8) OVER () AS prev FROM (
+    SELECT v <-> '{0,1,0,1}' AS d FROM items WHERE category = 3 AND id % 7 = 0 ORDER BY v <-> '{0,1,0,1}' LIMIT 10) s) t;
+SET drift.strict_order = off;
 SELECT count(*) AS filtered FROM (SELECT id FROM items WHERE category = 3 AND id % 7 = 0 ORDER BY v <-> '{0,1,0,1}' LIMIT 10) s;
 SET drift.max_probes = 1;
 SELECT count(*) < 10 AS stops_at_max_probes FROM (SELECT id FROM items WHERE category = 3 AND id % 7 = 0 ORDER BY v <-> '{0,1,0,1}' LIMIT 10) s;
-RESET drift.probes; RESET drift.rerank; RESET drift.max_probes; RESET enable_seqscan;
+RESET drift.probes; RESET drift.rerank; RESET drift.max_probes; RESET drift.strict_order; RESET enable_seqscan;
 
 -- inserts go to their nearest bucket and are found at once
 INSERT INTO items VALUES (100001, 1, '{9,9,9,9}'), (100002, 2, '{-9,-9,-9,-9}');

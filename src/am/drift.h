@@ -16,6 +16,7 @@ extern "C" {
 // GUCs.
 extern int drift_probes;
 extern int drift_rerank;
+extern bool drift_strict_order;
 extern int drift_max_probes;
 extern int drift_l0_max_rows;
 extern double drift_compact_dead_ratio;
@@ -116,8 +117,13 @@ inline bool drift_bucket_old_quant(const DriftInfo *info, uint32 b) {
 // The index's current metadata (valid until the next call on this index).
 DriftInfo *drift_info(Relation index);
 
-// Opens relid in lockmode after checking that it is a drift index.
-Relation drift_open_index(Oid relid, LOCKMODE lockmode);
+// Who may call a SQL function on an index: maintenance needs ownership of
+// the table (as VACUUM does); inspection ownership or pg_stat_scan_tables.
+enum DriftAccess { DRIFT_ACCESS_INSPECT, DRIFT_ACCESS_MAINTAIN };
+
+// Opens relid in lockmode after checking, before the lock is taken, that it
+// is a drift index and that the user may access it as `access` says.
+Relation drift_open_index(Oid relid, LOCKMODE lockmode, DriftAccess access);
 
 // The metric of an index, from its operator class's distance function.
 drift::Metric drift_index_metric(Relation index);
@@ -179,23 +185,35 @@ void drift_sweep(Relation index, BufferAccessStrategy strategy, IndexBulkDeleteC
 
 // Runs fn, the body of a function PostgreSQL calls, and returns its result:
 // a C++ exception becomes an ERROR raised after the handler has finished, so
-// no exception is in flight when PostgreSQL longjmps; drift::Cancelled
-// (core saw drift_interrupt true) becomes the pending cancel or shutdown.
-// fn may call PostgreSQL (an ERROR longjmps through the try block, which is
-// safe) as long as its frames hold no object with a destructor.
+// no exception is in flight when PostgreSQL longjmps. drift::Cancelled (core
+// saw drift_interrupt true) becomes the pending cancel or termination with
+// its own SQLSTATE, std::bad_alloc "out of memory"; anything else is a bug
+// (XX000). fn may call PostgreSQL (an ERROR longjmps through the try block,
+// which is safe) as long as its frames hold no object with a destructor.
 template <class F>
 inline auto drift_guard(const char *what, F &&fn) -> decltype(fn()) {
     char msg[256];
+    int kind = 0; /* 1 cancelled, 2 out of memory, 3 other */
     try {
         return fn();
     } catch (const drift::Cancelled &) {
-        snprintf(msg, sizeof(msg), "interrupted");
+        kind = 1;
+    } catch (const std::bad_alloc &) {
+        kind = 2;
     } catch (const std::exception &e) {
+        kind = 3;
         snprintf(msg, sizeof(msg), "%s", e.what());
     } catch (...) {
+        kind = 3;
         snprintf(msg, sizeof(msg), "unknown exception");
     }
-    CHECK_FOR_INTERRUPTS();
+    if (kind == 1) {
+        CHECK_FOR_INTERRUPTS();  // raises the pending cancel or termination
+        ereport(ERROR, (errcode(ERRCODE_QUERY_CANCELED), errmsg("canceling statement due to user request")));
+    }
+    if (kind == 2)
+        ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory"),
+                        errdetail("drift: %s could not allocate memory.", what)));
     ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("drift: %s failed: %s", what, msg)));
     pg_unreachable();
 }

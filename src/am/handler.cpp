@@ -31,6 +31,7 @@ Datum drift_handler(PG_FUNCTION_ARGS);
 
 int drift_probes = 10;
 int drift_rerank = 100;
+bool drift_strict_order = true;
 int drift_max_probes = -1;
 int drift_l0_max_rows = 20000;
 double drift_compact_dead_ratio = 0.3;
@@ -60,6 +61,10 @@ void _PG_init(void) {
                             &drift_probes, 10, 1, 32768, PGC_USERSET, 0, NULL, NULL, NULL);
     DefineCustomIntVariable("drift.rerank", "Candidates re-ranked with exact distances per batch of a drift scan.",
                             NULL, &drift_rerank, 100, 1, 1000000, PGC_USERSET, 0, NULL, NULL, NULL);
+    DefineCustomBoolVariable("drift.strict_order",
+                             "Whether a drift scan returns rows in exact distance order only: a row of a later batch "
+                             "that is closer than one already returned is skipped.",
+                             NULL, &drift_strict_order, true, PGC_USERSET, 0, NULL, NULL, NULL);
     DefineCustomIntVariable("drift.max_probes",
                             "Buckets a drift scan may probe in all when the executor keeps asking for rows "
                             "(-1 = every bucket).",
@@ -199,8 +204,10 @@ static bool drift_amvalidate(Oid opclassoid) {
     });
 }
 
-// True if a query cancel or backend termination is pending.
-static bool interrupt_pending(void *) { return InterruptPending; }
+// True if a query cancel or backend termination is pending. Other
+// interrupts also set InterruptPending (a memory-context dump, a barrier):
+// they are served by CHECK_FOR_INTERRUPTS and must not stop a computation.
+static bool interrupt_pending(void *) { return InterruptPending && (QueryCancelPending || ProcDiePending); }
 
 drift::Interrupt drift_interrupt() {
     drift::Interrupt i;

@@ -20,12 +20,14 @@
 #include "../core/topk.hpp"
 #include "../storage/buffers.h"
 #include "../storage/chains.h"
+#include "../storage/cursor.h"
 
 extern "C" {
 #include "access/transam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "storage/proc.h"
+#include "tcop/utility.h"
 #include "storage/lmgr.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -57,41 +59,42 @@ static void entries_add(Entries *e, const ItemPointerData *tid, const float *vec
     e->n++;
 }
 
-// Reads every live entry of the bucket chain starting at head.
-static void read_chain(Relation index, const DriftMetaPageData *meta, BlockNumber head, Entries *out) {
+// Reads every live entry of bucket chain `chain` starting at head.
+static void read_chain(Relation index, const DriftMetaPageData *meta, BlockNumber head, uint32 chain, Entries *out) {
     uint32 dim = meta->dim;
-    ItemPointerData *tids = (ItemPointerData *) palloc(sizeof(ItemPointerData) * Max(meta->hot_cap, 1));
-    for (BlockNumber blkno = head; blkno != InvalidBlockNumber;) {
-        CHECK_FOR_INTERRUPTS();
-        Buffer buf = drift_read_locked(index, blkno, BUFFER_LOCK_SHARE, DRIFT_PAGE_HOT, meta);
-        Page page = BufferGetPage(buf);
-        DriftHotHeader h = *drift_hot_header(page);
-        memcpy(tids, drift_hot_tids(page), sizeof(ItemPointerData) * h.nslots);
-        BlockNumber next = DriftPageGetOpaque(page)->next;
-        UnlockReleaseBuffer(buf);
-        if (h.nslots > 0 && (h.nslots - 1) / meta->cold_cap >= h.ncold) drift_corrupt(index, blkno, "A slot has no cold page.");
-        for (uint16 ci = 0; ci < h.ncold; ci++) {
-            uint16 first = ci * meta->cold_cap, last = Min(h.nslots, uint16(first + meta->cold_cap));
+    DriftCursor c;
+    drift_cursor_begin(&c, index, head, DRIFT_PAGE_HOT, chain, meta, BUFFER_LOCK_SHARE);
+    for (Page page; (page = drift_cursor_next(&c)) != NULL;) {
+        const DriftHotHeader *h = drift_hot_header(page);
+        ItemPointerData *tids = drift_hot_tids(page);
+        BlockNumber blkno = drift_cursor_block(&c);
+        if (h->nslots > 0 && (h->nslots - 1) / meta->cold_cap >= h->ncold) {
+            drift_cursor_end(&c);
+            drift_corrupt(index, blkno, "A slot has no cold page.");
+        }
+        // Cold pages are locked after their hot page, as appends lock them.
+        for (uint16 ci = 0; ci < h->ncold; ci++) {
+            uint16 first = ci * meta->cold_cap, last = Min(h->nslots, uint16(first + meta->cold_cap));
             bool any = false;
             for (uint16 s = first; s < last && !any; s++) any = ItemPointerIsValid(&tids[s]);
             if (!any) continue;
-            Buffer cbuf = drift_read_locked(index, h.cold[ci], BUFFER_LOCK_SHARE, DRIFT_PAGE_COLD, meta);
+            Buffer cbuf = drift_read_locked(index, h->cold[ci], BUFFER_LOCK_SHARE, DRIFT_PAGE_COLD, meta);
             Page cpage = BufferGetPage(cbuf);
             for (uint16 s = first; s < last; s++) {
                 if (!ItemPointerIsValid(&tids[s])) continue;
                 uint16 cs = s - first;
                 DriftVecEntry ve = drift_vec_entry(cpage, dim, cs);
-                if (cs >= drift_vec_header(cpage)->nslots || !ItemPointerEquals(&ve->tid, &tids[s])) {
+                if (DriftPageGetOpaque(cpage)->chain != chain || cs >= drift_vec_header(cpage)->nslots ||
+                    !ItemPointerEquals(&ve->tid, &tids[s])) {
                     UnlockReleaseBuffer(cbuf);
-                    drift_corrupt(index, h.cold[ci], "A cold page does not hold the TID of its hot slot.");
+                    drift_cursor_end(&c);
+                    drift_corrupt(index, h->cold[ci], "A cold page does not hold the TID of its hot slot.");
                 }
                 entries_add(out, &tids[s], ve->vec);
             }
             UnlockReleaseBuffer(cbuf);
         }
-        blkno = next;
     }
-    pfree(tids);
 }
 
 // State of one maintenance pass.
@@ -559,16 +562,14 @@ static void flush(Maint *m) {
     Entries e = {0, 0, m->dim, NULL, NULL};
     uint32 chains[MAX_FLUSH_CHAINS];
     int nchains = 0;
-    BlockNumber blkno = meta->l0_head;
-    while (blkno != stop) {
-        CHECK_FOR_INTERRUPTS();
-        if (blkno == InvalidBlockNumber) drift_corrupt(m->index, meta->l0_head, "The L0 chain ends before its tail.");
-        Buffer buf = drift_read_locked(m->index, blkno, BUFFER_LOCK_SHARE, DRIFT_PAGE_L0, meta);
-        Page page = BufferGetPage(buf);
+    DriftCursor c;
+    drift_cursor_begin(&c, m->index, meta->l0_head, DRIFT_PAGE_L0, 0, meta, BUFFER_LOCK_SHARE);
+    for (Page page; (page = drift_cursor_next(&c)) != NULL && drift_cursor_block(&c) != stop;) {
         uint32 chain = DriftPageGetOpaque(page)->chain;
         if (nchains == 0 || chains[nchains - 1] != chain) {
             if (nchains == MAX_FLUSH_CHAINS) {
-                UnlockReleaseBuffer(buf);
+                BlockNumber blkno = drift_cursor_block(&c);
+                drift_cursor_end(&c);
                 drift_corrupt(m->index, blkno, "The L0 chain holds too many chain ids.");
             }
             chains[nchains++] = chain;
@@ -578,15 +579,18 @@ static void flush(Maint *m) {
             DriftVecEntry ve = drift_vec_entry(page, m->dim, s);
             if (ItemPointerIsValid(&ve->tid)) entries_add(&e, &ve->tid, ve->vec);
         }
-        blkno = DriftPageGetOpaque(page)->next;
-        UnlockReleaseBuffer(buf);
     }
+    if (BufferIsValid(c.buf))
+        drift_cursor_end(&c);
+    else
+        drift_corrupt(m->index, meta->l0_head, "The L0 chain ends before its tail.");
     uint32 *idx = iota(e.n);
-    if (!trained) {
-        // Training, as a build would.
+    if (!trained || m->info->meta.live_buckets == 0) {
+        // Training, as a build would (or seeding alone, if a training was
+        // cut short after its quantizer).
         uint32 lists = drift::choose_lists(m->info->meta.opt_lists, e.n, e.n);
         if (e.n > 0) {
-            requantize(m, &e, Max(1u, e.n / lists));
+            if (!trained) requantize(m, &e, Max(1u, e.n / lists));
             seed(m, &e, idx, e.n, lists);
         }
         finish_flush(m, stop, chains, nchains, e.n);
@@ -626,10 +630,14 @@ static void reclaim(Maint *m) {
     const DriftMetaPageData *cur = DriftPageGetMeta(BufferGetPage(mbuf));
     DriftRetired kept[DRIFT_MAX_RETIRED];
     uint32 nkept = 0;
+    uint64 latest = uint64(cur->released_xid_hi) << 32 | cur->released_xid_lo;
     for (uint32 i = 0; i < cur->nretired; i++) {
         const DriftRetired &r = cur->retired[i];
-        if (!GlobalVisCheckRemovableFullXid(NULL, FullTransactionIdFromU64(uint64(r.xid_hi) << 32 | r.xid_lo)))
+        uint64 xid = uint64(r.xid_hi) << 32 | r.xid_lo;
+        if (!GlobalVisCheckRemovableFullXid(NULL, FullTransactionIdFromU64(xid)))
             kept[nkept++] = r;
+        else
+            latest = Max(latest, xid);
     }
     uint32 released = cur->nretired - nkept;
     if (released == 0) {
@@ -640,6 +648,8 @@ static void reclaim(Maint *m) {
     DriftMetaPage mp = DriftPageGetMeta(GenericXLogRegisterBuffer(st, mbuf, 0));
     memcpy(mp->retired, kept, sizeof(DriftRetired) * nkept);
     mp->nretired = nkept;
+    mp->released_xid_hi = uint32(latest >> 32);
+    mp->released_xid_lo = uint32(latest);
     GenericXLogFinish(st);
     m->done.released += released;
     UnlockReleaseBuffer(mbuf);
@@ -651,7 +661,7 @@ static void reclaim(Maint *m) {
 // resets its centroid to their exact mean.
 static void compact(Maint *m, uint32 b) {
     Entries e = {0, 0, m->dim, NULL, NULL};
-    read_chain(m->index, &m->info->meta, m->info->heads[b], &e);
+    read_chain(m->index, &m->info->meta, m->info->heads[b], m->info->chains[b], &e);
     DriftDirEntryData old = entry_of(m, b);
     uint32 *idx = iota(e.n);
     float *c = (float *) palloc(sizeof(float) * m->dim);
@@ -670,7 +680,7 @@ static void compact(Maint *m, uint32 b) {
 // frees its directory slot.
 static void merge(Maint *m, uint32 b) {
     Entries e = {0, 0, m->dim, NULL, NULL};
-    read_chain(m->index, &m->info->meta, m->info->heads[b], &e);
+    read_chain(m->index, &m->info->meta, m->info->heads[b], m->info->chains[b], &e);
     DriftDirEntryData old = entry_of(m, b);
     uint32 *idx = iota(e.n);
     uint32 *target = (uint32 *) palloc(sizeof(uint32) * Max(e.n, 1));
@@ -706,7 +716,7 @@ static void steal(Maint *m, const float *old, const uint32 halves[2]) {
         const float *c0 = m->info->centroids + Size(halves[0]) * m->dim;
         const float *c1 = m->info->centroids + Size(halves[1]) * m->dim;
         Entries e = {0, 0, m->dim, NULL, NULL};
-        read_chain(m->index, &m->info->meta, m->info->heads[nb], &e);
+        read_chain(m->index, &m->info->meta, m->info->heads[nb], m->info->chains[nb], &e);
         uint32 *moved = (uint32 *) palloc(sizeof(uint32) * Max(e.n, 1));
         uint32 *to = (uint32 *) palloc(sizeof(uint32) * Max(e.n, 1));
         uint32 *kept = (uint32 *) palloc(sizeof(uint32) * Max(e.n, 1));
@@ -743,7 +753,7 @@ static void steal(Maint *m, const float *old, const uint32 halves[2]) {
 // do not divide (all equal).
 static bool split(Maint *m, uint32 b) {
     Entries e = {0, 0, m->dim, NULL, NULL};
-    read_chain(m->index, &m->info->meta, m->info->heads[b], &e);
+    read_chain(m->index, &m->info->meta, m->info->heads[b], m->info->chains[b], &e);
     if (e.n < 2) return false;
     DriftDirEntryData old = entry_of(m, b);
     float *old_c = (float *) palloc(sizeof(float) * m->dim);
@@ -902,7 +912,8 @@ Datum drift_maintain(PG_FUNCTION_ARGS) {
         if (RecoveryInProgress())
             ereport(ERROR, (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION), errmsg("cannot maintain a drift index during recovery"),
                             errhint("Run drift_maintain on the primary; a standby replays its maintenance.")));
-        Relation index = drift_open_index(PG_GETARG_OID(0), ShareUpdateExclusiveLock);
+        PreventCommandIfReadOnly("drift_maintain()");
+        Relation index = drift_open_index(PG_GETARG_OID(0), ShareUpdateExclusiveLock, DRIFT_ACCESS_MAINTAIN);
         DriftMaintenance d = drift_maintain_index(index, DRIFT_MAINTAIN_ALL);
         relation_close(index, ShareUpdateExclusiveLock);
         TupleDesc desc;

@@ -3,62 +3,76 @@
 
 #include "../storage/buffers.h"
 #include "../storage/chains.h"
+#include "../storage/directory.h"
 
 extern "C" {
 #include "access/relation.h"
+#include "catalog/index.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_class.h"
+#include "utils/acl.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 }
 
-// Loads quantizer, directory block list and centroids into a new DriftInfo.
-static DriftInfo *load_info(Relation index, const DriftMetaPageData *meta) {
-    MemoryContext old = MemoryContextSwitchTo(index->rd_indexcxt);
-    DriftInfo *info = (DriftInfo *) palloc0(sizeof(DriftInfo));
-    info->meta = *meta;
-    info->metric = drift::Metric(meta->metric);
-    uint32 dim = meta->dim;
-    if (meta->flags & DRIFT_META_TRAINED) {
-        info->lo = (float *) palloc(sizeof(float) * dim * 2);
-        info->scale = info->lo + dim;
-        drift_read_blob(index, meta->quant_head, (char *) info->lo, sizeof(float) * dim * 2);
-        if (meta->old_quant_head != InvalidBlockNumber) {
-            info->old_lo = (float *) palloc(sizeof(float) * dim * 2);
-            info->old_scale = info->old_lo + dim;
-            drift_read_blob(index, meta->old_quant_head, (char *) info->old_lo, sizeof(float) * dim * 2);
-        }
-        info->centroids = (float *) palloc(sizeof(float) * dim * Max(meta->nbuckets, 1));
-        info->heads = (BlockNumber *) palloc(sizeof(BlockNumber) * Max(meta->nbuckets, 1));
-        info->chains = (uint32 *) palloc(sizeof(uint32) * Max(meta->nbuckets, 1));
-        info->quants = (uint32 *) palloc(sizeof(uint32) * Max(meta->nbuckets, 1));
-        info->dir_blocks = (BlockNumber *) palloc(sizeof(BlockNumber) * (meta->nbuckets / meta->dir_cap + 1));
-        uint32 b = 0;
-        for (BlockNumber blkno = meta->dir_head; blkno != InvalidBlockNumber;) {
-            Buffer buf = drift_read_locked(index, blkno, BUFFER_LOCK_SHARE, DRIFT_PAGE_DIR, meta);
-            Page page = BufferGetPage(buf);
-            uint32 n = drift_dir_header(page)->nentries;
-            if (b + n > meta->nbuckets) {
-                UnlockReleaseBuffer(buf);
-                drift_corrupt(index, blkno, "The directory holds more buckets than the metapage says.");
+// Carves n bytes, MAXALIGNed, from *cursor.
+static void *carve(char **cursor, Size n) {
+    void *p = *cursor;
+    *cursor += MAXALIGN(n);
+    return p;
+}
+
+// Loads a consistent metapage, quantizers, directory block list and
+// centroids into a new DriftInfo: one chunk of rd_indexcxt, since a
+// relcache rebuild frees rd_amcache with a single pfree.
+static DriftInfo *load_info(Relation index) {
+    DriftDirectory dir;
+    for (;;) {
+        drift_read_directory(index, &dir, true);
+        const DriftMetaPageData *meta = &dir.meta;
+        uint32 dim = meta->dim, n = Max(meta->nbuckets, 1u);
+        bool trained = (meta->flags & DRIFT_META_TRAINED) != 0;
+        bool old = trained && meta->old_quant_head != InvalidBlockNumber;
+        Size quant = sizeof(float) * dim * 2;
+        Size size = MAXALIGN(sizeof(DriftInfo)) + MAXALIGN(quant) * (1 + old) + MAXALIGN(sizeof(BlockNumber) * dir.nblocks) +
+                    MAXALIGN(sizeof(float) * Size(dim) * n) + MAXALIGN(sizeof(BlockNumber) * n) + 2 * MAXALIGN(sizeof(uint32) * n);
+        char *chunk = (char *) MemoryContextAllocExtended(index->rd_indexcxt, size, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+        char *at = chunk;
+        DriftInfo *info = (DriftInfo *) carve(&at, sizeof(DriftInfo));
+        info->meta = *meta;
+        info->metric = drift::Metric(meta->metric);
+        if (trained) {
+            info->lo = (float *) carve(&at, quant);
+            info->scale = info->lo + dim;
+            drift_read_blob(index, meta->quant_head, (char *) info->lo, quant);
+            if (old) {
+                info->old_lo = (float *) carve(&at, quant);
+                info->old_scale = info->old_lo + dim;
+                drift_read_blob(index, meta->old_quant_head, (char *) info->old_lo, quant);
             }
-            info->dir_blocks[info->ndir++] = blkno;
-            for (uint32 i = 0; i < n; i++, b++) {
-                DriftDirEntry e = drift_dir_entry(page, dim, i);
-                memcpy(info->centroids + Size(b) * dim, e->centroid, sizeof(float) * dim);
-                info->chains[b] = e->chain;
-                info->quants[b] = e->quant;
-                if (e->chain != 0 && e->quant != meta->quant_chain &&
-                    (meta->old_quant_head == InvalidBlockNumber || e->quant != meta->old_quant_chain)) {
-                    UnlockReleaseBuffer(buf);
-                    drift_corrupt(index, blkno, "A bucket's codes name a quantizer the index does not have.");
-                }
-                info->heads[b] = e->chain != 0 ? e->head : InvalidBlockNumber;
-            }
-            blkno = DriftPageGetOpaque(page)->next;
-            UnlockReleaseBuffer(buf);
         }
-        if (b != meta->nbuckets) drift_corrupt(index, meta->dir_head, "The directory has fewer buckets than expected.");
+        info->ndir = dir.nblocks;
+        info->dir_blocks = (BlockNumber *) carve(&at, sizeof(BlockNumber) * dir.nblocks);
+        memcpy(info->dir_blocks, dir.blocks, sizeof(BlockNumber) * dir.nblocks);
+        info->centroids = (float *) carve(&at, sizeof(float) * Size(dim) * n);
+        memcpy(info->centroids, dir.centroids, sizeof(float) * Size(dim) * meta->nbuckets);
+        info->heads = (BlockNumber *) carve(&at, sizeof(BlockNumber) * n);
+        info->chains = (uint32 *) carve(&at, sizeof(uint32) * n);
+        info->quants = (uint32 *) carve(&at, sizeof(uint32) * n);
+        for (uint32 b = 0; b < meta->nbuckets; b++) {
+            const DriftDirEntryData &e = dir.entries[b];
+            info->chains[b] = e.chain;
+            info->quants[b] = e.quant;
+            info->heads[b] = e.chain != 0 ? e.head : InvalidBlockNumber;
+        }
+        uint32 generation = meta->generation;
+        drift_free_directory(&dir);
+        // The quantizers were read after the directory: still the same view?
+        if (drift_meta_generation(index) == generation) return info;
+        pfree(chunk);
+        CHECK_FOR_INTERRUPTS();
     }
-    MemoryContextSwitchTo(old);
-    return info;
 }
 
 DriftInfo *drift_info(Relation index) {
@@ -69,26 +83,14 @@ DriftInfo *drift_info(Relation index) {
         uint32 loaded = info->meta.generation;
         drift_read_meta(index, &info->meta);
         if (info->meta.generation == loaded) return info;
-    }
-    DriftMetaPageData *meta = (DriftMetaPageData *) palloc(sizeof(DriftMetaPageData));
-    if (info != NULL) {
-        *meta = info->meta;
         index->rd_amcache = NULL;
-        if (info->lo) pfree(info->lo);
-        if (info->centroids) pfree(info->centroids);
-        if (info->dir_blocks) pfree(info->dir_blocks);
-        if (info->heads) pfree(info->heads);
-        if (info->chains) pfree(info->chains);
-        if (info->quants) pfree(info->quants);
-        if (info->old_lo) pfree(info->old_lo);
         pfree(info);
-    } else {
-        drift_read_meta(index, meta);
     }
-    info = load_info(index, meta);
-    pfree(meta);
-    if (info->metric != drift_index_metric(index))
+    info = load_info(index);
+    if (info->metric != drift_index_metric(index)) {
+        pfree(info);
         drift_corrupt(index, DRIFT_METAPAGE_BLKNO, "The metapage's metric does not match the operator class.");
+    }
     index->rd_amcache = info;
     return info;
 }
@@ -120,11 +122,35 @@ void drift_set_dimension(Relation index, uint32 dim) {
                         errhint("Every vector in a drift index must have the same dimension.")));
 }
 
-Relation drift_open_index(Oid relid, LOCKMODE lockmode) {
+Relation drift_open_index(Oid relid, LOCKMODE lockmode, DriftAccess access) {
+    // Checked before the lock is taken: a lock request on another relation
+    // could queue behind other sessions' locks, and hold them up in turn.
+    HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+    if (!HeapTupleIsValid(tup))
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("relation with OID %u does not exist", relid)));
+    Form_pg_class form = (Form_pg_class) GETSTRUCT(tup);
+    char *name = pstrdup(NameStr(form->relname));
+    bool drift = false;
+    if (form->relkind == RELKIND_INDEX) {
+        IndexAmRoutine *am = GetIndexAmRoutineByAmId(form->relam, true);
+        drift = am != NULL && am->ambuild == drift_ambuild;
+    }
+    ReleaseSysCache(tup);
+    if (!drift)
+        ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE), errmsg("\"%s\" is not a drift index", name),
+                        errhint("Pass the name of an index created USING drift.")));
+    Oid table = IndexGetRelation(relid, false);
+    if (!pg_class_ownercheck(table, GetUserId())) {
+        if (access == DRIFT_ACCESS_MAINTAIN) aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE, get_rel_name(table));
+        if (!has_privs_of_role(GetUserId(), ROLE_PG_STAT_SCAN_TABLES))
+            ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE), errmsg("permission denied for index %s", name),
+                            errhint("Only the owner of table \"%s\" and members of pg_stat_scan_tables may inspect its drift indexes.",
+                                    get_rel_name(table))));
+    }
     Relation index = relation_open(relid, lockmode);
+    // Dropped and its OID reused between the check and the lock?
     if (index->rd_rel->relkind != RELKIND_INDEX || index->rd_indam == NULL ||
         index->rd_indam->ambuild != drift_ambuild) {
-        const char *name = pstrdup(RelationGetRelationName(index));
         relation_close(index, lockmode);
         ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE), errmsg("\"%s\" is not a drift index", name),
                         errhint("Pass the name of an index created USING drift.")));

@@ -9,16 +9,22 @@
 // L0's rows. When the probed buckets are used up and the executor still asks
 // for rows (a WHERE clause filtered many out), the next drift.probes buckets
 // are probed, up to drift.max_probes buckets in all. Rows come in exact order
-// within a batch; across batches the order is that of the SQ8 distances.
+// within a batch. A later batch can hold rows closer than some already
+// returned (the SQ8 order is approximate, and rows the executor discards,
+// such as deleted ones, use up a batch): with drift.strict_order (the
+// default) they are skipped, so every scan returns rows in exact distance
+// order; without it they come out of order.
 #include "drift.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "../core/distance.hpp"
 #include "../core/sq8.hpp"
 #include "../core/topk.hpp"
 #include "../storage/buffers.h"
 #include "../storage/chains.h"
+#include "../storage/cursor.h"
 
 extern "C" {
 #include "access/relscan.h"
@@ -26,6 +32,7 @@ extern "C" {
 #include "pgstat.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 }
 
 // A candidate from a bucket: SQ8 distance, TID, and where its vector is.
@@ -55,12 +62,15 @@ struct DriftScanOpaqueData {
     bool *old_quant;        /* per bucket: coded with the previous quantizer */
     drift::Candidate *order; /* buckets by centroid distance; sorted up to `probed` */
     BlockNumber *heads;      /* head page of each bucket */
+    uint32 *chains;          /* chain id of each bucket */
     uint32 nbuckets, probed, max_probes;
     ScanCand *cands;
     Size ncands, capcands, candpos;
     ScanResult *results;
-    Size nresults, respos, capresults;
+    Size nresults, respos, capresults; /* rows re-ranked so far, sorted up to nready */
+    Size nready;            /* results[respos..nready) may be returned now */
     HTAB *returned;         /* TIDs already returned */
+    float last;             /* distance of the row returned last */
     bool graph_used;         /* the memtable graph gave the first batch L0's rows from */
     BlockNumber graph_start; /* this L0 head up to this position; the rest of */
     BlockNumber graph_end;   /* those rows are still to come */
@@ -114,10 +124,14 @@ static void start_scan(IndexScanDesc scan) {
     if (scan->numberOfOrderBys == 0)
         ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("a drift index can only be scanned in distance order"),
                         errhint("Use ORDER BY column <-> query LIMIT n.")));
+    if (!IsMVCCSnapshot(scan->xs_snapshot))
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("a drift index can only be scanned with an MVCC snapshot"),
+                        errhint("The chains a scan reads are kept for the snapshots that may still read them.")));
     MemoryContext ctx = so->ctx;
     memset(so, 0, sizeof(*so));  // everything it pointed to was in ctx, reset by rescan
     so->ctx = ctx;
     so->started = true;
+    so->last = -std::numeric_limits<float>::infinity();
     DriftInfo *info = drift_info(index);
     so->meta = info->meta;
     so->metric = info->metric;
@@ -158,6 +172,8 @@ static void start_scan(IndexScanDesc scan) {
                 drift::Candidate{drift::order_distance(so->metric, so->query, info->centroids + Size(b) * dim, dim), b};
     so->heads = (BlockNumber *) palloc(sizeof(BlockNumber) * Max(so->meta.nbuckets, 1));
     memcpy(so->heads, info->heads, sizeof(BlockNumber) * so->meta.nbuckets);
+    so->chains = (uint32 *) palloc(sizeof(uint32) * Max(so->meta.nbuckets, 1));
+    memcpy(so->chains, info->chains, sizeof(uint32) * so->meta.nbuckets);
     so->nbuckets = nb;
     so->max_probes = drift_max_probes < 0 ? nb : Min(nb, uint32(drift_max_probes));
     so->max_probes = Max(so->max_probes, Min(nb, uint32(drift_probes)));
@@ -176,42 +192,29 @@ static void start_scan(IndexScanDesc scan) {
     }
 }
 
-// Scans one bucket chain, adding a candidate per live entry. Holds the pin
-// of a page until the next one is pinned, so vacuum cannot unlink a page
-// under the scan.
+// Scans one bucket chain, adding a candidate per live entry.
 static void probe_bucket(IndexScanDesc scan, uint32 bucket) {
     DriftScanOpaque so = (DriftScanOpaque) scan->opaque;
-    BlockNumber head = so->heads[bucket];
     const drift::Sq8Query *table = so->old_quant && so->old_quant[bucket] ? &so->old_table : &so->table;
     Relation index = scan->indexRelation;
     const DriftMetaPageData *meta = &so->meta;
-    Buffer buf = drift_read_locked(index, head, BUFFER_LOCK_SHARE, DRIFT_PAGE_HOT, meta);
-    for (;;) {
-        Page page = BufferGetPage(buf);
-        BlockNumber blkno = BufferGetBlockNumber(buf);
-        // A page VACUUM unlinked while this scan was on its way holds no entry.
-        if (drift_page_type(page) != DRIFT_PAGE_FREE) {
-            if (blkno != head) drift_check_page(index, page, blkno, DRIFT_PAGE_HOT, meta);
-            DriftHotHeader *h = drift_hot_header(page);
-            ItemPointerData *tids = drift_hot_tids(page);
-            for (uint16 s = 0; s < h->nslots; s++) {
-                if (!ItemPointerIsValid(&tids[s])) continue;
-                uint16 ci = s / meta->cold_cap;
-                if (ci >= h->ncold) drift_corrupt(index, blkno, "A slot has no cold page.");
-                float d = drift::sq8_distance(*table, drift_hot_code(page, meta->dim, s));
-                append(so, so->cands, so->ncands, so->capcands, ScanCand{d, tids[s], h->cold[ci], uint16(s % meta->cold_cap)});
+    DriftCursor c;
+    drift_cursor_begin(&c, index, so->heads[bucket], DRIFT_PAGE_HOT, so->chains[bucket], meta, BUFFER_LOCK_SHARE);
+    for (Page page; (page = drift_cursor_next(&c)) != NULL;) {
+        DriftHotHeader *h = drift_hot_header(page);
+        ItemPointerData *tids = drift_hot_tids(page);
+        for (uint16 s = 0; s < h->nslots; s++) {
+            if (!ItemPointerIsValid(&tids[s])) continue;
+            uint16 ci = s / meta->cold_cap;
+            if (ci >= h->ncold) {
+                BlockNumber blkno = drift_cursor_block(&c);
+                drift_cursor_end(&c);
+                drift_corrupt(index, blkno, "A slot has no cold page.");
             }
+            float d = drift::sq8_distance(*table, drift_hot_code(page, meta->dim, s));
+            append(so, so->cands, so->ncands, so->capcands, ScanCand{d, tids[s], h->cold[ci], uint16(s % meta->cold_cap)});
         }
-        BlockNumber next = DriftPageGetOpaque(page)->next;
-        LockBuffer(buf, BUFFER_LOCK_UNLOCK);
-        if (next == InvalidBlockNumber) break;
-        if (!drift_block_exists(index, next)) drift_corrupt(index, blkno, "A page link points outside the index.");
-        Buffer nbuf = ReadBuffer(index, next);
-        ReleaseBuffer(buf);
-        buf = nbuf;
-        LockBuffer(buf, BUFFER_LOCK_SHARE);
     }
-    ReleaseBuffer(buf);
 }
 
 // Adds the memtable graph's hits that L0 still holds to the current batch.
@@ -244,20 +247,21 @@ static void add_graph_hits(IndexScanDesc scan, DriftL0Hit *hits, uint32 n) {
 // or to the end of L0 with stop invalid, to the current batch.
 static void scan_l0_range(IndexScanDesc scan, BlockNumber blkno, uint16 from, BlockNumber stop, uint16 stop_slot) {
     DriftScanOpaque so = (DriftScanOpaque) scan->opaque;
-    while (blkno != InvalidBlockNumber) {
-        Buffer buf = drift_read_locked(scan->indexRelation, blkno, BUFFER_LOCK_SHARE, DRIFT_PAGE_L0, &so->meta);
-        Page page = BufferGetPage(buf);
+    DriftCursor c;
+    drift_cursor_begin(&c, scan->indexRelation, blkno, DRIFT_PAGE_L0, 0, &so->meta, BUFFER_LOCK_SHARE);
+    for (Page page; (page = drift_cursor_next(&c)) != NULL; from = 0) {
         uint16 n = drift_vec_header(page)->nslots;
-        if (blkno == stop) n = Min(n, stop_slot);
+        bool last = drift_cursor_block(&c) == stop;
+        if (last) n = Min(n, stop_slot);
         for (uint16 s = from; s < n; s++) {
             DriftVecEntry e = drift_vec_entry(page, so->dim, s);
             if (ItemPointerIsValid(&e->tid))
                 add_result(so, drift::order_distance(so->metric, so->query, e->vec, so->dim), &e->tid);
         }
-        from = 0;
-        BlockNumber next = DriftPageGetOpaque(page)->next;
-        UnlockReleaseBuffer(buf);
-        blkno = blkno == stop ? InvalidBlockNumber : next;
+        if (last) {
+            drift_cursor_end(&c);
+            break;
+        }
     }
 }
 
@@ -312,16 +316,30 @@ static void rerank(IndexScanDesc scan, Size from, Size to) {
     if (BufferIsValid(buf)) UnlockReleaseBuffer(buf);
 }
 
-// Adds the next re-ranked round of candidates to the batch (which may hold
-// rows already: the first one holds L0's), probing further buckets when the
-// probed ones are used up, until the batch has rows; false if it has none
-// because the scan has nothing more to give.
+// The smallest exact distance a candidate not re-ranked yet can have
+// (infinity if none is left).
+static float next_bound(DriftScanOpaque so) {
+    float m = std::numeric_limits<float>::infinity();
+    for (Size i = so->candpos; i < so->ncands; i++) m = Min(m, so->cands[i].approx);
+    if (m == std::numeric_limits<float>::infinity()) return m;
+    float bound = drift::sq8_lower_bound(so->table, m);
+    return so->old_quant ? Min(bound, drift::sq8_lower_bound(so->old_table, m)) : bound;
+}
+
+// Makes the next batch ready: re-ranks rounds of candidates (probing
+// further buckets when the probed ones are used up) into the rows kept
+// from earlier rounds (the first batch holds L0's), until some rows are no
+// farther than the nearest candidate not yet re-ranked; those are the batch,
+// in exact order, and the others wait for a later one. False if the scan
+// has nothing more to give.
 static bool next_batch(IndexScanDesc scan) {
     DriftScanOpaque so = (DriftScanOpaque) scan->opaque;
-    bool reranked = false;
-    while (!(reranked && so->nresults > 0)) {
-        if (so->candpos == so->ncands) {
-            if (so->probed >= so->max_probes) break;
+    // Drop the rows returned; keep those held back.
+    memmove(so->results, so->results + so->respos, sizeof(ScanResult) * (so->nresults - so->respos));
+    so->nresults -= so->respos;
+    so->respos = so->nready = 0;
+    for (;;) {
+        if (so->candpos == so->ncands && so->probed < so->max_probes) {
             // Probe the next round of buckets; drop the used candidates.
             so->ncands = so->candpos = 0;
             uint32 upto = Min(so->max_probes, so->probed + uint32(drift_probes));
@@ -332,17 +350,25 @@ static bool next_batch(IndexScanDesc scan) {
             }
             continue;
         }
-        Size take = Min(Size(drift_rerank), so->ncands - so->candpos);
-        ScanCand *first = so->cands + so->candpos;
-        drift::select_smallest(first, so->ncands - so->candpos, take,
-                               [](const ScanCand &a, const ScanCand &b) { return a.approx < b.approx; });
-        rerank(scan, so->candpos, so->candpos + take);
-        so->candpos += take;
-        reranked = true;
+        if (so->candpos < so->ncands) {
+            Size take = Min(Size(drift_rerank), so->ncands - so->candpos);
+            ScanCand *first = so->cands + so->candpos;
+            drift::select_smallest(first, so->ncands - so->candpos, take,
+                                   [](const ScanCand &a, const ScanCand &b) { return a.approx < b.approx; });
+            rerank(scan, so->candpos, so->candpos + take);
+            so->candpos += take;
+        }
+        std::sort(so->results, so->results + so->nresults,
+                  [](const ScanResult &a, const ScanResult &b) { return a.dist < b.dist; });
+        // A row farther than a candidate not re-ranked yet may be waits: that
+        // candidate's row may be nearer. With the probed buckets used up, the
+        // next ones are probed first, for the same reason.
+        if (so->candpos == so->ncands && so->probed < so->max_probes) continue;
+        float bound = next_bound(so);
+        while (so->nready < so->nresults && !(so->results[so->nready].dist > bound)) so->nready++;
+        if (so->nready > 0) return true;
+        if (so->candpos == so->ncands && so->probed >= so->max_probes) return false;  // nothing left
     }
-    std::sort(so->results, so->results + so->nresults,
-              [](const ScanResult &a, const ScanResult &b) { return a.dist < b.dist; });
-    return so->nresults > 0;
 }
 
 bool drift_amgettuple(IndexScanDesc scan, ScanDirection) {
@@ -355,18 +381,20 @@ bool drift_amgettuple(IndexScanDesc scan, ScanDirection) {
             pgstat_count_index_scan(scan->indexRelation);
         }
         for (;;) {
-            while (so->respos < so->nresults) {
+            while (so->respos < so->nready) {
                 ScanResult *r = &so->results[so->respos++];
+                // Closer than a row already returned (a later batch): out of order.
+                if (drift_strict_order && r->dist < so->last) continue;
                 bool found;
                 hash_search(so->returned, &r->tid, HASH_ENTER, &found);
                 if (found) continue;
+                so->last = r->dist;
                 scan->xs_heaptid = r->tid;
                 scan->xs_recheck = false;
                 scan->xs_recheckorderby = false;
                 MemoryContextSwitchTo(old);
                 return true;
             }
-            so->nresults = so->respos = 0;
             if (so->graph_used) {
                 // Past the first batch: the L0 rows the graph held but did not give.
                 scan_l0_range(scan, so->graph_start, 0, so->graph_end, so->graph_end_slot);

@@ -3,6 +3,8 @@
 #include "drift.h"
 
 #include "../storage/buffers.h"
+#include "../storage/cursor.h"
+#include "../storage/directory.h"
 
 extern "C" {
 #include "access/htup_details.h"
@@ -18,67 +20,46 @@ PG_FUNCTION_INFO_V1(drift_buckets);
 Datum drift_buckets(PG_FUNCTION_ARGS);
 }
 
-// Counts live and freed slots and pages of one bucket chain.
-static void count_chain(Relation index, const DriftMetaPageData *meta, BlockNumber head, uint64 *live, uint64 *freed,
-                        uint64 *pages) {
-    for (BlockNumber blkno = head; blkno != InvalidBlockNumber;) {
-        Buffer buf = drift_read_locked(index, blkno, BUFFER_LOCK_SHARE, DRIFT_PAGE_HOT, meta);
-        DriftHotHeader *h = drift_hot_header(BufferGetPage(buf));
+// Counts live and freed slots and pages of bucket chain `chain` from head.
+static void count_chain(Relation index, const DriftMetaPageData *meta, BlockNumber head, uint32 chain, uint64 *live,
+                        uint64 *freed, uint64 *pages) {
+    DriftCursor c;
+    drift_cursor_begin(&c, index, head, DRIFT_PAGE_HOT, chain, meta, BUFFER_LOCK_SHARE);
+    for (Page page; (page = drift_cursor_next(&c)) != NULL;) {
+        DriftHotHeader *h = drift_hot_header(page);
         *live += h->nlive;
         *freed += h->nslots - h->nlive;
         *pages += 1 + h->ncold;
-        blkno = DriftPageGetOpaque(BufferGetPage(buf))->next;
-        UnlockReleaseBuffer(buf);
-    }
-}
-
-// Calls fn(b, entry) for every bucket in use, outside any page lock.
-template <class F>
-static void each_bucket(Relation index, const DriftMetaPageData *meta, F fn) {
-    uint32 b = 0;
-    Size stride = drift_dir_stride(meta->dim);
-    for (BlockNumber blkno = meta->dir_head; blkno != InvalidBlockNumber;) {
-        Buffer buf = drift_read_locked(index, blkno, BUFFER_LOCK_SHARE, DRIFT_PAGE_DIR, meta);
-        Page page = BufferGetPage(buf);
-        uint32 n = drift_dir_header(page)->nentries;
-        char *copy = (char *) palloc(stride * Max(n, 1));
-        memcpy(copy, drift_dir_entry(page, meta->dim, 0), stride * n);
-        blkno = DriftPageGetOpaque(page)->next;
-        UnlockReleaseBuffer(buf);
-        for (uint32 i = 0; i < n; i++, b++) {
-            DriftDirEntry e = (DriftDirEntry) (copy + stride * i);
-            if (e->chain != 0) fn(b, e);
-        }
-        pfree(copy);
     }
 }
 
 Datum drift_index_stats(PG_FUNCTION_ARGS) {
     return drift_guard("drift_index_stats", [&]() -> Datum {
-        Relation index = drift_open_index(PG_GETARG_OID(0), AccessShareLock);
-        DriftMetaPageData meta;
-        drift_read_meta(index, &meta);
+        Relation index = drift_open_index(PG_GETARG_OID(0), AccessShareLock, DRIFT_ACCESS_INSPECT);
+        DriftDirectory dir;
+        drift_read_directory(index, &dir, false);
+        const DriftMetaPageData &meta = dir.meta;
 
         uint64 live = 0, freed = 0, l0 = 0, l0_pages = 0, bucket_pages = 0, minb = 0, maxb = 0;
-        for (BlockNumber blkno = meta.l0_head; blkno != InvalidBlockNumber;) {
-            Buffer buf = drift_read_locked(index, blkno, BUFFER_LOCK_SHARE, DRIFT_PAGE_L0, &meta);
-            DriftVecHeader *h = drift_vec_header(BufferGetPage(buf));
+        DriftCursor c;
+        drift_cursor_begin(&c, index, meta.l0_head, DRIFT_PAGE_L0, 0, &meta, BUFFER_LOCK_SHARE);
+        for (Page page; (page = drift_cursor_next(&c)) != NULL;) {
+            DriftVecHeader *h = drift_vec_header(page);
             l0 += h->nlive;
             freed += h->nslots - h->nlive;
             l0_pages++;
-            blkno = DriftPageGetOpaque(BufferGetPage(buf))->next;
-            UnlockReleaseBuffer(buf);
         }
         bool first = true;
-        if (meta.flags & DRIFT_META_TRAINED)
-            each_bucket(index, &meta, [&](uint32, DriftDirEntry e) {
-                uint64 blive = 0;
-                count_chain(index, &meta, e->head, &blive, &freed, &bucket_pages);
-                minb = first ? blive : Min(minb, blive);
-                maxb = Max(maxb, blive);
-                first = false;
-                live += blive;
-            });
+        for (uint32 b = 0; b < meta.nbuckets; b++) {
+            const DriftDirEntryData &e = dir.entries[b];
+            if (e.chain == 0) continue;
+            uint64 blive = 0;
+            count_chain(index, &meta, e.head, e.chain, &blive, &freed, &bucket_pages);
+            minb = first ? blive : Min(minb, blive);
+            maxb = Max(maxb, blive);
+            first = false;
+            live += blive;
+        }
         BlockNumber pages = RelationGetNumberOfBlocks(index);
         uint64 in_graph = drift_memtable_rows(index, &meta);
         relation_close(index, AccessShareLock);
@@ -121,20 +102,21 @@ Datum drift_buckets(PG_FUNCTION_ARGS) {
     return drift_guard("drift_buckets", [&]() -> Datum {
         InitMaterializedSRF(fcinfo, 0);
         ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-        Relation index = drift_open_index(PG_GETARG_OID(0), AccessShareLock);
-        DriftMetaPageData meta;
-        drift_read_meta(index, &meta);
-        if (meta.flags & DRIFT_META_TRAINED)
-            each_bucket(index, &meta, [&](uint32 b, DriftDirEntry e) {
-                uint64 live = 0, freed = 0, pages = 0;
-                count_chain(index, &meta, e->head, &live, &freed, &pages);
-                Datum v[8] = {Int32GetDatum(int32(b)),         Int64GetDatum(int64(live)),
-                              Int64GetDatum(int64(e->ndead)),  Int64GetDatum(int64(freed)),
-                              Int64GetDatum(int64(pages)),     Float8GetDatum(e->temperature),
-                              Float8GetDatum(e->radius),       Float8GetDatum(e->moved)};
-                bool nulls[8] = {false};
-                tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nulls);
-            });
+        Relation index = drift_open_index(PG_GETARG_OID(0), AccessShareLock, DRIFT_ACCESS_INSPECT);
+        DriftDirectory dir;
+        drift_read_directory(index, &dir, false);
+        for (uint32 b = 0; b < dir.meta.nbuckets; b++) {
+            const DriftDirEntryData &e = dir.entries[b];
+            if (e.chain == 0) continue;
+            uint64 live = 0, freed = 0, pages = 0;
+            count_chain(index, &dir.meta, e.head, e.chain, &live, &freed, &pages);
+            Datum v[8] = {Int32GetDatum(int32(b)),        Int64GetDatum(int64(live)),
+                          Int64GetDatum(int64(e.ndead)),  Int64GetDatum(int64(freed)),
+                          Int64GetDatum(int64(pages)),    Float8GetDatum(e.temperature),
+                          Float8GetDatum(e.radius),       Float8GetDatum(e.moved)};
+            bool nulls[8] = {false};
+            tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nulls);
+        }
         relation_close(index, AccessShareLock);
         return (Datum) 0;
     });

@@ -18,9 +18,11 @@
 
 #include "../storage/buffers.h"
 #include "../storage/chains.h"
+#include "../storage/cursor.h"
 
 extern "C" {
 #include "access/genam.h"
+#include "access/transam.h"
 #include "commands/vacuum.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
@@ -69,15 +71,11 @@ static void vacuum_l0(Relation index, Buffer buf, const DriftMetaPageData *meta,
     if (st) GenericXLogFinish(st);
 }
 
-// Marks up to DRIFT_MAX_COLD_PER_HOT locked pages FREE in one WAL record,
-// then records them in the free space map.
-static void free_pages(Relation index, Buffer *bufs, int n) {
+// Marks up to DRIFT_MAX_COLD_PER_HOT locked pages FREE, freed at xid, in
+// one WAL record, then records them in the free space map.
+static void free_pages(Relation index, Buffer *bufs, int n, uint64 xid) {
     GenericXLogState *st = GenericXLogStart(index);
-    for (int i = 0; i < n; i++) {
-        Page page = GenericXLogRegisterBuffer(st, bufs[i], 0);
-        DriftPageGetOpaque(page)->type = DRIFT_PAGE_FREE;
-        drift_page_set_bounds(page, 0);
-    }
+    for (int i = 0; i < n; i++) drift_page_set_free(GenericXLogRegisterBuffer(st, bufs[i], 0), xid);
     GenericXLogFinish(st);
     for (int i = 0; i < n; i++) {
         BlockNumber blkno = BufferGetBlockNumber(bufs[i]);
@@ -90,12 +88,19 @@ static void free_pages(Relation index, Buffer *bufs, int n) {
 // many pages it freed.
 static uint32 unlink_empty(Relation index, const DriftMetaPageData *meta, BlockNumber head) {
     uint32 freed = 0;
+    BlockNumber steps = 0, limit = RelationGetNumberOfBlocks(index);
     Buffer prev = ReadBuffer(index, head);
     for (;;) {
         LockBuffer(prev, BUFFER_LOCK_SHARE);
         BlockNumber cur = DriftPageGetOpaque(BufferGetPage(prev))->next;
         LockBuffer(prev, BUFFER_LOCK_UNLOCK);
         if (cur == InvalidBlockNumber) break;
+        // (The sweep has read every page of the chain: a loop here is new
+        // corruption, and a cleanup lock on a page pinned twice would wait forever.)
+        if (cur == BufferGetBlockNumber(prev) || ++steps > limit) {
+            ReleaseBuffer(prev);
+            drift_corrupt(index, cur, "A page chain loops back on itself.");
+        }
         Buffer buf = drift_read_locked(index, cur, BUFFER_LOCK_SHARE, DRIFT_PAGE_HOT, meta);
         Page page = BufferGetPage(buf);
         bool empty = drift_hot_header(page)->nlive == 0 && DriftPageGetOpaque(page)->next != InvalidBlockNumber;
@@ -121,8 +126,9 @@ static uint32 unlink_empty(Relation index, const DriftMetaPageData *meta, BlockN
         Page pp = GenericXLogRegisterBuffer(st, prev, 0);
         Page bp = GenericXLogRegisterBuffer(st, buf, 0);
         DriftPageGetOpaque(pp)->next = DriftPageGetOpaque(bp)->next;
-        DriftPageGetOpaque(bp)->type = DRIFT_PAGE_FREE;  // keeps its next link for scans still on it
-        drift_page_set_bounds(bp, 0);
+        // Snapshots taken before now may still be on their way to it.
+        uint64 xid = U64FromFullTransactionId(ReadNextFullTransactionId());
+        drift_page_set_free(bp, xid);
         GenericXLogFinish(st);
         LockBuffer(prev, BUFFER_LOCK_UNLOCK);
         LockBuffer(buf, BUFFER_LOCK_UNLOCK);
@@ -142,7 +148,7 @@ static uint32 unlink_empty(Relation index, const DriftMetaPageData *meta, BlockN
             else
                 nc++;
         }
-        if (nc > 0) free_pages(index, cold, nc);
+        if (nc > 0) free_pages(index, cold, nc, xid);
         freed += 1 + nc;
     }
     ReleaseBuffer(prev);
@@ -172,28 +178,23 @@ static LiveChains live_chains(Relation index, const DriftMetaPageData *meta) {
     ls.cap = meta->nbuckets + meta->nretired + 8;
     ls.keys = (uint64 *) palloc(sizeof(uint64) * ls.cap);
     uint32 b = 0;
-    for (BlockNumber blkno = meta->dir_head; blkno != InvalidBlockNumber;) {
-        Buffer buf = drift_read_locked(index, blkno, BUFFER_LOCK_SHARE, DRIFT_PAGE_DIR, meta);
-        Page page = BufferGetPage(buf);
+    DriftCursor c;
+    drift_cursor_begin(&c, index, meta->dir_head, DRIFT_PAGE_DIR, 0, meta, BUFFER_LOCK_SHARE);
+    for (Page page; (page = drift_cursor_next(&c)) != NULL;)
         for (uint32 i = 0; i < drift_dir_header(page)->nentries; i++, b++) {
             uint32 chain = drift_dir_entry(page, meta->dim, i)->chain;
             if (chain != 0) live_add(&ls, chain, b);
         }
-        blkno = DriftPageGetOpaque(page)->next;
-        UnlockReleaseBuffer(buf);
-    }
     for (uint32 i = 0; i < meta->nretired; i++) live_add(&ls, meta->retired[i].chain, PG_UINT32_MAX);
     live_add(&ls, meta->l0_chain, PG_UINT32_MAX);
     if (meta->flags & DRIFT_META_TRAINED) live_add(&ls, meta->quant_chain, PG_UINT32_MAX);
     if (meta->old_quant_head != InvalidBlockNumber) live_add(&ls, meta->old_quant_chain, PG_UINT32_MAX);
     uint32 last = meta->l0_chain;
-    for (BlockNumber blkno = meta->l0_head; blkno != InvalidBlockNumber;) {
-        Buffer buf = drift_read_locked(index, blkno, BUFFER_LOCK_SHARE, DRIFT_PAGE_L0, meta);
-        uint32 chain = DriftPageGetOpaque(BufferGetPage(buf))->chain;
+    drift_cursor_begin(&c, index, meta->l0_head, DRIFT_PAGE_L0, 0, meta, BUFFER_LOCK_SHARE);
+    for (Page page; (page = drift_cursor_next(&c)) != NULL;) {
+        uint32 chain = DriftPageGetOpaque(page)->chain;
         if (chain != last) live_add(&ls, chain, PG_UINT32_MAX);
         last = chain;
-        blkno = DriftPageGetOpaque(BufferGetPage(buf))->next;
-        UnlockReleaseBuffer(buf);
     }
     std::sort(ls.keys, ls.keys + ls.n);
     return ls;
@@ -235,8 +236,9 @@ void drift_sweep(Relation index, BufferAccessStrategy strategy, IndexBulkDeleteC
         if ((type == DRIFT_PAGE_HOT || type == DRIFT_PAGE_COLD || type == DRIFT_PAGE_L0 ||
              (type == DRIFT_PAGE_BLOB && DriftPageGetOpaque(page)->chain != 0)) &&
             !live_find(&ls, DriftPageGetOpaque(page)->chain, &b)) {
-            // A page of a released or never-linked chain: garbage.
-            free_pages(index, &buf, 1);
+            // A page of a released or never-linked chain: garbage. Snapshots
+            // that could reach it are older than the chain's release.
+            free_pages(index, &buf, 1, uint64(meta.released_xid_hi) << 32 | meta.released_xid_lo);
             if (stats) stats->pages_newly_deleted++, stats->pages_deleted++, stats->pages_free++;
             continue;
         }
@@ -266,10 +268,11 @@ void drift_sweep(Relation index, BufferAccessStrategy strategy, IndexBulkDeleteC
     BlockNumber *heads = (BlockNumber *) palloc(sizeof(BlockNumber) * Max(meta.nbuckets, 1));
     uint32 nheads = 0;
     uint32 b = 0;
-    for (BlockNumber blkno = meta.dir_head; blkno != InvalidBlockNumber;) {
-        Buffer buf = drift_read_locked(index, blkno, BUFFER_LOCK_EXCLUSIVE, DRIFT_PAGE_DIR, &meta);
+    DriftCursor c;
+    drift_cursor_begin(&c, index, meta.dir_head, DRIFT_PAGE_DIR, 0, &meta, BUFFER_LOCK_EXCLUSIVE);
+    for (Page page; (page = drift_cursor_next(&c)) != NULL;) {
         GenericXLogState *st = GenericXLogStart(index);
-        Page p = GenericXLogRegisterBuffer(st, buf, 0);
+        Page p = GenericXLogRegisterBuffer(st, c.buf, 0);
         uint32 n = drift_dir_header(p)->nentries;
         for (uint32 i = 0; i < n && b < meta.nbuckets; i++, b++) {
             DriftDirEntry e = drift_dir_entry(p, meta.dim, i);
@@ -278,9 +281,7 @@ void drift_sweep(Relation index, BufferAccessStrategy strategy, IndexBulkDeleteC
             e->nlive = live[b];
             if (cb && needs[b] && e->head != e->tail) heads[nheads++] = e->head;
         }
-        blkno = DriftPageGetOpaque(p)->next;
         GenericXLogFinish(st);
-        UnlockReleaseBuffer(buf);
     }
     for (uint32 i = 0; i < nheads; i++) {
         vacuum_delay_point();

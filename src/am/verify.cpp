@@ -226,7 +226,7 @@ Datum drift_verify(PG_FUNCTION_ARGS) {
         Verifier v;
         memset(&v, 0, sizeof(v));
         v.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-        v.index = drift_open_index(PG_GETARG_OID(0), ShareLock);
+        v.index = drift_open_index(PG_GETARG_OID(0), ShareLock, DRIFT_ACCESS_INSPECT);
         v.nblocks = RelationGetNumberOfBlocks(v.index);
         v.seen = (bool *) palloc0(Max(v.nblocks, 1));
         Buffer buf = ReadBuffer(v.index, DRIFT_METAPAGE_BLKNO);

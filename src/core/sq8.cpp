@@ -41,16 +41,28 @@ void sq8_prepare(const Sq8 &q, Metric m, const float *query, Sq8Query &t) {
     t.metric = m;
     t.dim = q.dim;
     t.bias = 0.0f;
+    double err = 0.0;
     for (size_t j = 0; j < q.dim; ++j) {
+        double half = 0.5 * double(q.scale[j]);
         if (m == Metric::L2) {
             t.a[j] = (query[j] - q.lo[j]) / q.scale[j];
             t.b[j] = q.scale[j] * q.scale[j];
+            err += half * half;
         } else {
             t.a[j] = query[j] * q.scale[j];
             t.b[j] = 0.0f;
             t.bias += query[j] * q.lo[j];
+            err += std::fabs(double(query[j])) * half;
         }
     }
+    // (float rounding of the kernels' sums is far below a quantization step)
+    t.err = float(m == Metric::L2 ? std::sqrt(err) : err);
+}
+
+float sq8_lower_bound(const Sq8Query &t, float approx) {
+    if (t.metric != Metric::L2) return approx - t.err;
+    float r = std::sqrt(std::max(approx, 0.0f)) - t.err;
+    return r > 0.0f ? r * r : 0.0f;
 }
 
 float sq8_distance(const Sq8Query &t, const uint8_t *code) {

@@ -32,6 +32,7 @@ struct Sq8Query {
     float *a;
     float *b;
     float bias;
+    float err; /* L2: norm of the largest rounding errors; inner products: their largest effect */
 };
 
 // Fills the per-query table t (a and b point to dim floats each).
@@ -40,5 +41,12 @@ void sq8_prepare(const Sq8 &q, Metric m, const float *query, Sq8Query &t);
 // Distance of the query to a code, in the metric's ordering units (as
 // order_distance would give for the decoded vector).
 float sq8_distance(const Sq8Query &t, const uint8_t *code);
+
+// The smallest exact distance (ordering units) a vector whose code is at
+// distance `approx` can have, when each of its coordinates lies within the
+// quantizer's range (coded to within half a step): for L2 (squared), the
+// error e of the decoded vector bounds it as (sqrt(approx) - |e|)^2; for
+// inner products, |q . e|.
+float sq8_lower_bound(const Sq8Query &t, float approx);
 
 }  // namespace drift

@@ -1,6 +1,15 @@
 // Buffer access and page allocation for drift indexes.
 #include "../core/core.hpp"  // before any PostgreSQL header
 #include "buffers.h"
+#include "cursor.h"
+
+extern "C" {
+#include "access/nbtxlog.h"
+#include "access/transam.h"
+#include "access/xlog.h"
+#include "access/xloginsert.h"
+#include "utils/snapmgr.h"
+}
 
 bool drift_block_exists(Relation index, BlockNumber blkno) {
     static RelFileNode node;
@@ -32,11 +41,26 @@ const char *drift_meta_problem(const DriftMetaPageData *meta, char *buf, Size bu
         snprintf(buf, buflen, "Format version %u is not the supported version %u.", meta->version, DRIFT_FORMAT_VERSION);
         return buf;
     }
-    DriftMetaPageData expect = *meta;
-    drift_meta_set_dim(&expect, meta->dim);
-    if (meta->dim > drift::kMaxDim || expect.hot_cap != meta->hot_cap || expect.cold_cap != meta->cold_cap ||
-        expect.dir_cap != meta->dir_cap)
-        return "The metapage's dimension or capacities are invalid.";
+    // (Only the fields before the retired list: an insert reads no more.)
+    uint32 dim = meta->dim;
+    if (dim > drift::kMaxDim) return "The metapage's dimension is invalid.";
+    uint16 cold = dim ? drift_vec_capacity(dim) : 0;
+    if (meta->cold_cap != cold || meta->hot_cap != (dim ? drift_hot_capacity(dim, cold) : 0) ||
+        meta->dir_cap != (dim ? drift_dir_capacity(dim) : 0))
+        return "The metapage's page capacities do not match its dimension.";
+    if (meta->metric < uint16(drift::Metric::L2) || meta->metric > uint16(drift::Metric::Cosine))
+        return "The metapage names an unknown metric.";
+    bool trained = (meta->flags & DRIFT_META_TRAINED) != 0;
+    if (trained && (dim == 0 || meta->quant_head == InvalidBlockNumber || meta->quant_head == DRIFT_METAPAGE_BLKNO))
+        return "The metapage says the index is trained but has no dimension or quantizer.";
+    if (!trained && (meta->nbuckets != 0 || meta->old_quant_head != InvalidBlockNumber))
+        return "The metapage says the index is untrained but lists buckets or quantizers.";
+    if (meta->live_buckets > meta->nbuckets) return "The metapage counts more buckets in use than it has.";
+    if ((meta->nbuckets > 0) != (meta->dir_head != InvalidBlockNumber) || meta->dir_head == DRIFT_METAPAGE_BLKNO)
+        return "The metapage's bucket count does not match its directory.";
+    if ((meta->l0_head == InvalidBlockNumber) != (meta->l0_tail == InvalidBlockNumber) ||
+        meta->l0_head == DRIFT_METAPAGE_BLKNO || meta->l0_tail == DRIFT_METAPAGE_BLKNO)
+        return "The metapage's L0 head and tail do not match.";
     if (meta->nretired > DRIFT_MAX_RETIRED) return "The metapage lists more retired chains than fit.";
     return NULL;
 }
@@ -61,6 +85,27 @@ void drift_read_meta_fields(Relation index, DriftMetaPageData *meta) {
     read_meta(index, meta, offsetof(DriftMetaPageData, retired));
 }
 
+// True if a page freed at safexid may be reused now; then, on a primary
+// with hot standbys, WAL-logs the reuse with safexid as the conflict
+// horizon, so standbys cancel the queries that may still be on the page.
+// The record is nbtree's page-reuse record, whose redo does exactly that
+// and nothing else.
+static bool reusable(Relation index, BlockNumber blkno, uint64 safexid) {
+    if (safexid == 0) return true;
+    FullTransactionId xid = FullTransactionIdFromU64(safexid);
+    if (!GlobalVisCheckRemovableFullXid(NULL, xid)) return false;
+    if (RelationNeedsWAL(index) && XLogStandbyInfoActive()) {
+        xl_btree_reuse_page rec;
+        rec.node = index->rd_node;
+        rec.block = blkno;
+        rec.latestRemovedFullXid = xid;
+        XLogBeginInsert();
+        XLogRegisterData((char *) &rec, SizeOfBtreeReusePage);
+        XLogInsert(RM_BTREE_ID, XLOG_BTREE_REUSE_PAGE);
+    }
+    return true;
+}
+
 Buffer drift_new_buffer(Relation index, ForkNumber fork) {
     if (fork == MAIN_FORKNUM) {
         for (;;) {
@@ -69,8 +114,12 @@ Buffer drift_new_buffer(Relation index, ForkNumber fork) {
             Buffer buf = ReadBuffer(index, blkno);
             // Never wait here: the caller may hold other page locks.
             if (ConditionalLockBuffer(buf)) {
-                int type = drift_page_type(BufferGetPage(buf));
-                if (type == 0 || type == DRIFT_PAGE_FREE) return buf;
+                Page page = BufferGetPage(buf);
+                int type = drift_page_type(page);
+                if (type == 0) return buf;
+                // A page freed while older snapshots ran is left until they
+                // end (the next VACUUM records it again).
+                if (type == DRIFT_PAGE_FREE && reusable(index, blkno, drift_page_free_xid(page))) return buf;
                 LockBuffer(buf, BUFFER_LOCK_UNLOCK);
             }
             ReleaseBuffer(buf);
@@ -85,16 +134,19 @@ Buffer drift_new_buffer(Relation index, ForkNumber fork) {
 
 void drift_read_blob(Relation index, BlockNumber head, char *out, Size nbytes) {
     Size done = 0;
-    BlockNumber blkno = head;
+    DriftCursor c;
+    drift_cursor_begin(&c, index, head, DRIFT_PAGE_BLOB, 0, NULL, BUFFER_LOCK_SHARE);
     while (done < nbytes) {
-        if (blkno == InvalidBlockNumber) drift_corrupt(index, head, "A blob chain ends early.");
-        Buffer buf = drift_read_locked(index, blkno, BUFFER_LOCK_SHARE, DRIFT_PAGE_BLOB, NULL);
-        Page page = BufferGetPage(buf);
+        Page page = drift_cursor_next(&c);
+        if (page == NULL) drift_corrupt(index, head, "A blob chain ends early.");
         Size n = Min(Size(drift_blob_header(page)->nbytes), nbytes - done);
+        if (n == 0 || drift_blob_header(page)->nbytes > DRIFT_BLOB_CAPACITY) {
+            BlockNumber blkno = drift_cursor_block(&c);
+            drift_cursor_end(&c);
+            drift_corrupt(index, blkno, "A blob page's length is invalid.");
+        }
         memcpy(out + done, drift_blob_data(page), n);
         done += n;
-        blkno = DriftPageGetOpaque(page)->next;
-        UnlockReleaseBuffer(buf);
-        if (n == 0) drift_corrupt(index, head, "A blob page is empty.");
     }
+    drift_cursor_end(&c);
 }

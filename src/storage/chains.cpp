@@ -2,6 +2,7 @@
 #include "chains.h"
 
 #include "buffers.h"
+#include "cursor.h"
 
 extern "C" {
 #include "access/rmgr.h"
@@ -156,15 +157,14 @@ void drift_chain_finish(ChainWriter *w) {
     w->hot = w->cold = InvalidBuffer;
 }
 
-// Follows next links from a locked chain page to the chain's last page.
-static Buffer lock_chain_tail(Relation index, Buffer buf, uint16 type, const DriftMetaPageData *meta) {
-    for (;;) {
-        BlockNumber next = DriftPageGetOpaque(BufferGetPage(buf))->next;
-        if (next == InvalidBlockNumber) return buf;
-        Buffer nbuf = drift_read_locked(index, next, BUFFER_LOCK_EXCLUSIVE, type, meta);
-        UnlockReleaseBuffer(buf);
-        buf = nbuf;
+// The last page of the L0 chain, locked exclusively: `tail` (the metapage's
+// tail when it was read), or past it if pages were linked since.
+static Buffer lock_l0_tail(Relation index, BlockNumber tail, const DriftMetaPageData *meta) {
+    DriftCursor c;
+    drift_cursor_begin(&c, index, tail, DRIFT_PAGE_L0, 0, meta, BUFFER_LOCK_EXCLUSIVE);
+    while (drift_cursor_next(&c) != NULL && c.next != InvalidBlockNumber) {
     }
+    return c.buf;
 }
 
 void drift_bucket_append(Relation index, const DriftMetaPageData *meta, DriftDirSlot dir, uint32 chain, uint32 n,
@@ -297,8 +297,7 @@ uint32 drift_l0_append(Relation index, const DriftMetaPageData *meta, ItemPointe
         }
         UnlockReleaseBuffer(mbuf);
     }
-    Buffer buf = drift_read_locked(index, tail, BUFFER_LOCK_EXCLUSIVE, DRIFT_PAGE_L0, meta);
-    buf = lock_chain_tail(index, buf, DRIFT_PAGE_L0, meta);
+    Buffer buf = lock_l0_tail(index, tail, meta);
     // L0 never reuses a slot VACUUM freed: positions only grow (the memtable
     // graph records how far it has read).
     uint16 s = drift_vec_header(BufferGetPage(buf))->nslots;
@@ -330,8 +329,7 @@ uint32 drift_l0_append(Relation index, const DriftMetaPageData *meta, ItemPointe
 BlockNumber drift_l0_close(Relation index, const DriftMetaPageData *meta) {
     if (meta->l0_tail == InvalidBlockNumber) return InvalidBlockNumber;
     // Lock order as in drift_l0_append: tail page, then metapage.
-    Buffer buf = drift_read_locked(index, meta->l0_tail, BUFFER_LOCK_EXCLUSIVE, DRIFT_PAGE_L0, meta);
-    buf = lock_chain_tail(index, buf, DRIFT_PAGE_L0, meta);
+    Buffer buf = lock_l0_tail(index, meta->l0_tail, meta);
     Buffer nbuf = drift_new_buffer(index, MAIN_FORKNUM);
     Buffer mbuf = drift_read_locked(index, DRIFT_METAPAGE_BLKNO, BUFFER_LOCK_EXCLUSIVE, DRIFT_PAGE_META, NULL);
     GenericXLogState *st = GenericXLogStart(index);

@@ -56,10 +56,26 @@ static void expected_bounds(Page page, uint32 dim, Size *lower, Size *upper) {
         case DRIFT_PAGE_L0:
             *lower = contents + MAXALIGN(sizeof(DriftVecHeader)) + drift_vec_stride(dim) * drift_vec_header(page)->nslots;
             break;
+        case DRIFT_PAGE_FREE:
+            *lower = contents + sizeof(DriftFreeData);
+            break;
         default:
             *lower = contents;
             break;
     }
+}
+
+void drift_page_set_free(Page page, uint64 safexid) {
+    DriftPageGetOpaque(page)->type = DRIFT_PAGE_FREE;
+    DriftFreeData *f = (DriftFreeData *) PageGetContents(page);
+    f->xid_hi = uint32(safexid >> 32);
+    f->xid_lo = uint32(safexid);
+    drift_page_set_bounds(page, 0);
+}
+
+uint64 drift_page_free_xid(Page page) {
+    const DriftFreeData *f = (const DriftFreeData *) PageGetContents(page);
+    return uint64(f->xid_hi) << 32 | f->xid_lo;
 }
 
 void drift_page_set_bounds(Page page, uint32 dim) {

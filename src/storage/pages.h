@@ -34,7 +34,7 @@
 #include "pg.hpp"
 
 #define DRIFT_MAGIC 0x44524946 /* "DRIF" */
-#define DRIFT_FORMAT_VERSION 2
+#define DRIFT_FORMAT_VERSION 3
 #define DRIFT_PAGE_ID 0xFD17
 #define DRIFT_METAPAGE_BLKNO 0
 
@@ -103,11 +103,22 @@ struct DriftMetaPageData {
     uint32 old_quant_chain; /* the previous quantizer, while buckets still use it */
     BlockNumber old_quant_head; /* or InvalidBlockNumber */
     uint32 requantized;     /* quantizers fitted again since build */
+    uint32 released_xid_hi; /* the latest retirement xid of a released chain, */
+    uint32 released_xid_lo; /* the free xid of pages a sweep frees (FullTransactionId) */
     DriftRetired retired[DRIFT_MAX_RETIRED];
 };
 typedef DriftMetaPageData *DriftMetaPage;
 
 #define DriftPageGetMeta(page) ((DriftMetaPage) PageGetContents(page))
+
+// Contents of a FREE page: the next transaction id when it was freed (a
+// FullTransactionId in two halves; 0 for a page no reader can reach). The
+// page is reused only once no snapshot is that old, and its reuse is
+// WAL-logged with that id as the conflict horizon, so a hot standby cancels
+// the queries that might still be on it.
+struct DriftFreeData {
+    uint32 xid_hi, xid_lo;
+};
 
 // Header of a blob page; its bytes follow.
 struct DriftBlobHeader {
@@ -165,6 +176,25 @@ struct DriftVecEntryData {
 };
 typedef DriftVecEntryData *DriftVecEntry;
 
+// The layout above is the on-disk format: any change to it is a new
+// DRIFT_FORMAT_VERSION. These pin it down.
+static_assert(sizeof(DriftPageOpaqueData) == 12 && offsetof(DriftPageOpaqueData, chain) == 4 &&
+                  offsetof(DriftPageOpaqueData, type) == 8 && offsetof(DriftPageOpaqueData, page_id) == 10,
+              "special space layout");
+static_assert(sizeof(DriftRetired) == 12, "retired chain entry");
+static_assert(offsetof(DriftMetaPageData, dim) == 8 && offsetof(DriftMetaPageData, nbuckets) == 16 &&
+                  offsetof(DriftMetaPageData, quant_head) == 32 && offsetof(DriftMetaPageData, flushes) == 88 &&
+                  offsetof(DriftMetaPageData, released_xid_hi) == 160 && offsetof(DriftMetaPageData, retired) == 168 &&
+                  sizeof(DriftMetaPageData) == 168 + 12 * DRIFT_MAX_RETIRED,
+              "metapage layout");
+static_assert(sizeof(DriftFreeData) == 8 && sizeof(DriftBlobHeader) == 4 && sizeof(DriftDirHeader) == 4 &&
+                  sizeof(DriftVecHeader) == 4,
+              "page headers");
+static_assert(offsetof(DriftDirEntryData, chain) == 8 && offsetof(DriftDirEntryData, centroid) == 36,
+              "directory entry layout");
+static_assert(offsetof(DriftHotHeader, cold) == 12 && sizeof(DriftHotHeader) == 28, "hot page header");
+static_assert(sizeof(ItemPointerData) == 6 && offsetof(DriftVecEntryData, vec) == 8, "vector entry layout");
+
 // Usable bytes between the page header and the special space.
 #define DRIFT_PAGE_USABLE (BLCKSZ - MAXALIGN(SizeOfPageHeaderData) - MAXALIGN(sizeof(DriftPageOpaqueData)))
 
@@ -201,6 +231,13 @@ inline DriftDirEntry drift_dir_entry(Page page, uint32 dim, uint32 slot) {
 inline DriftBlobHeader *drift_blob_header(Page page) { return (DriftBlobHeader *) PageGetContents(page); }
 inline char *drift_blob_data(Page page) { return PageGetContents(page) + MAXALIGN(sizeof(DriftBlobHeader)); }
 #define DRIFT_BLOB_CAPACITY (DRIFT_PAGE_USABLE - MAXALIGN(sizeof(DriftBlobHeader)))
+
+// Turns page into a FREE page, freed when safexid was the next transaction
+// id; keeps its next link for scans still on their way through it.
+void drift_page_set_free(Page page, uint64 safexid);
+
+// The transaction id stored in a FREE page.
+uint64 drift_page_free_xid(Page page);
 
 // Initializes page as an empty drift page of the given type and chain id.
 void drift_page_init(Page page, uint16 type, uint32 chain);

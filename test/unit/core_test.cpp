@@ -160,7 +160,7 @@ TEST(Sq8, AsymmetricDistanceMatchesDecoded) {
     std::vector<float> a(dim), b(dim), dec(dim);
     std::vector<uint8_t> code(dim);
     for (Metric m : {Metric::L2, Metric::InnerProduct, Metric::Cosine}) {
-        drift::Sq8Query t{m, dim, a.data(), b.data(), 0};
+        drift::Sq8Query t{m, dim, a.data(), b.data(), 0, 0};
         drift::sq8_prepare(f.q(), m, query.data(), t);
         for (size_t i = 0; i < 20; ++i) {
             drift::sq8_encode(f.q(), &data[i * dim], code.data());
@@ -168,6 +168,31 @@ TEST(Sq8, AsymmetricDistanceMatchesDecoded) {
             float want = drift::order_distance(m, query.data(), dec.data(), dim);
             EXPECT_NEAR(drift::sq8_distance(t, code.data()), want, 1e-3f * std::max(1.0f, std::fabs(want)));
         }
+    }
+}
+
+TEST(Sq8, LowerBoundHoldsForInRangeRows) {
+    drift::Rng r{4};
+    size_t n = 2000, dim = 48;
+    std::vector<float> data = random_rows(r, n, dim);
+    Fitted f = fit(data, n, dim, 0.0f);  // no clipping: every row is in range
+    std::vector<float> a(dim), b(dim);
+    std::vector<uint8_t> code(dim);
+    for (Metric m : {Metric::L2, Metric::InnerProduct}) {
+        auto query = random_vec(r, dim);
+        drift::Sq8Query t{m, dim, a.data(), b.data(), 0, 0};
+        drift::sq8_prepare(f.q(), m, query.data(), t);
+        EXPECT_GT(t.err, 0.0f);
+        size_t tight = 0;
+        for (size_t i = 0; i < n; ++i) {
+            drift::sq8_encode(f.q(), &data[i * dim], code.data());
+            float approx = drift::sq8_distance(t, code.data());
+            float exact = drift::order_distance(m, query.data(), &data[i * dim], dim);
+            float lb = drift::sq8_lower_bound(t, approx);
+            ASSERT_LE(lb, exact + 1e-4f * std::max(1.0f, std::fabs(exact)));
+            tight += exact - lb < 0.2f * std::max(1.0f, std::fabs(exact));  // and is not vacuous
+        }
+        EXPECT_GT(tight, n / 2);
     }
 }
 
