@@ -40,6 +40,18 @@ void drift_shmem_register();
 void drift_janitor_set_latch(Latch *latch);
 void drift_janitor_wake();
 
+// True (once) if a wake-up arrived since the last call: the launcher starts
+// a round at once instead of sleeping.
+bool drift_janitor_take_wake();
+
+// Marks database db due a janitor visit (rows arrived, or work is left) or
+// not (its last visit left nothing to do).
+void drift_janitor_mark(Oid db, bool due);
+
+// True if the launcher should visit database db now: it is due, new to the
+// launcher, or was last visited every_ms ago; records the visit.
+bool drift_janitor_due(Oid db, int every_ms);
+
 // True if this server has memtable graphs.
 bool drift_memtable_enabled();
 

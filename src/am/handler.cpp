@@ -71,13 +71,13 @@ void _PG_init(void) {
                             NULL, &drift_max_probes, -1, -1, 32768, PGC_USERSET, 0, NULL, NULL, NULL);
     DefineCustomIntVariable("drift.l0_max_rows",
                             "L0 rows past which an inserting backend flushes L0 into the buckets itself.", NULL,
-                            &drift_l0_max_rows, 20000, 100, INT_MAX / 2, PGC_USERSET, 0, NULL, NULL, NULL);
+                            &drift_l0_max_rows, 20000, 100, INT_MAX / 2, PGC_SIGHUP, 0, NULL, NULL, NULL);
     DefineCustomRealVariable("drift.compact_dead_ratio",
                              "Share of dead entries at which maintenance rewrites a bucket (0 = never).", NULL,
-                             &drift_compact_dead_ratio, 0.3, 0.0, 1.0, PGC_USERSET, 0, NULL, NULL, NULL);
+                             &drift_compact_dead_ratio, 0.3, 0.0, 1.0, PGC_SIGHUP, 0, NULL, NULL, NULL);
     DefineCustomIntVariable("drift.steal_neighbours",
                             "Neighbouring buckets whose entries a split may move to its new centroids (0 = none).",
-                            NULL, &drift_steal_neighbours, 4, 0, 64, PGC_USERSET, 0, NULL, NULL, NULL);
+                            NULL, &drift_steal_neighbours, 4, 0, 64, PGC_SIGHUP, 0, NULL, NULL, NULL);
     DefineCustomIntVariable("drift.janitor_naptime", "Time the janitor sleeps between maintenance passes.", NULL,
                             &drift_janitor_naptime, 1000, 10, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
     DefineCustomBoolVariable("drift.janitor", "Whether the janitor maintains drift indexes (with shared_preload_libraries).",

@@ -30,6 +30,7 @@ bool drift_aminsert(Relation index, Datum *values, bool *isnull, ItemPointer hea
             drift_read_meta_fields(index, meta);
         }
         uint32 l0_pages = drift_l0_append(index, meta, heap_tid, v);
+        drift_janitor_mark(MyDatabaseId, true);  // the janitor visits databases rows arrive in
         uint64 l0_rows = drift_l0_estimate(meta, l0_pages);
         if (l0_pages > 0 && l0_rows > uint64(drift_l0_max_rows) && drift_lock_maintenance(index, false)) {
             drift_maintain_index(index, DRIFT_MAINTAIN_FLUSH);

@@ -35,6 +35,9 @@ PGDLLEXPORT void drift_janitor_launcher_main(Datum);
 PGDLLEXPORT void drift_janitor_worker_main(Datum);
 }
 
+// A database with no drift work is still visited this often.
+#define JANITOR_REVISIT_MS 60000
+
 // Fills the fields the launcher and its workers share.
 static void janitor_worker(BackgroundWorker *w, const char *fn, const char *name) {
     memset(w, 0, sizeof(*w));
@@ -116,7 +119,9 @@ void drift_janitor_launcher_main(Datum) {
         Oid *dbs = catalog_oids(DatabaseRelationId, usable_database, InvalidOid, ctx, &n);
         CommitTransactionCommand();
         drift_memtable_forget(InvalidOid, dbs, n);
+        bool standby = RecoveryInProgress();  // (graphs follow replayed rows: every database, every round)
         for (int i = 0; i < n && drift_janitor_enabled; i++) {
+            if (!standby && !drift_janitor_due(dbs[i], JANITOR_REVISIT_MS)) continue;
             BackgroundWorker w;
             janitor_worker(&w, "drift_janitor_worker_main", "drift janitor worker");
             w.bgw_restart_time = BGW_NEVER_RESTART;
@@ -129,22 +134,31 @@ void drift_janitor_launcher_main(Datum) {
             }
             if (WaitForBackgroundWorkerShutdown(handle) == BGWH_POSTMASTER_DIED) proc_exit(1);
         }
-        (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, drift_janitor_naptime,
-                         PG_WAIT_EXTENSION);
+        // (A wake-up that came while a worker ran was taken by its wait.)
+        if (!drift_janitor_take_wake())
+            (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, drift_janitor_naptime,
+                             PG_WAIT_EXTENSION);
         ResetLatch(MyLatch);
+        (void) drift_janitor_take_wake();
     }
 }
 
 // One maintenance pass over index oid, if its maintenance lock is free,
-// then its memtable graph brought up to date. L0 is flushed once it holds
+// then its memtable graph brought up to date. The caller is in a
+// transaction with no snapshot. L0 is flushed once it holds
 // drift.l0_flush_rows rows, its graph is full, or no row arrived for
 // drift.l0_idle_flush (always without graphs); until then the graph keeps
 // it searchable. In recovery only the graph is built: the primary's
 // maintenance arrives by replay.
-static void maintain_one(Oid oid) {
-    if (!ConditionalLockRelationOid(oid, AccessShareLock)) return;  // DROP or REINDEX under way
-    if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(oid))) return;  // dropped meanwhile
+static bool maintain_one(Oid oid) {
+    if (!ConditionalLockRelationOid(oid, AccessShareLock)) return true;  // DROP or REINDEX under way
+    if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(oid))) return false;  // dropped meanwhile
     Relation index = index_open(oid, NoLock);
+    if (!index->rd_index->indisready || !index->rd_index->indisvalid) {  // still being built, or failed
+        index_close(index, NoLock);
+        return true;
+    }
+    bool left = true;
     if (!RecoveryInProgress() && drift_lock_maintenance(index, false)) {
         DriftMetaPageData meta = drift_guard("janitor", [&]() { return drift_info(index)->meta; });
         bool flush = !drift_memtable_enabled() || drift_l0_due(&meta) || drift_memtable_full(index, &meta) ||
@@ -163,22 +177,31 @@ static void maintain_one(Oid oid) {
                             d.compactions, d.seeded, (unsigned long long) d.stolen, d.released, secs + usecs / 1e6)));
         // The graph needs no maintenance lock: let VACUUM and drift_maintain in.
         UnlockRelation(index, ShareUpdateExclusiveLock);
+        // Rows still in L0 (a graph to extend, an idle flush to come) or
+        // chains waiting for old snapshots bring the janitor back.
+        meta = drift_guard("janitor", [&]() { return drift_info(index)->meta; });
+        left = meta.l0_pages > 0 || meta.nretired > 0 || meta.overflow_chain != 0;
     }
+    // The graph reads L0 pages: a snapshot keeps them from being released.
+    PushActiveSnapshot(GetTransactionSnapshot());
     TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), Max(drift_janitor_naptime, 500));
     drift_guard("janitor", [&]() { drift_memtable_extend(index, deadline); });
+    PopActiveSnapshot();
     index_close(index, NoLock);
+    return left;
 }
 
 // maintain_one in a transaction of its own; an error is reported and the
-// janitor goes on with the next index.
-static void maintain_in_transaction(Oid oid) {
+// janitor goes on with the next index. True if the index has work left.
+static bool maintain_in_transaction(Oid oid) {
     MemoryContext ctx = CurrentMemoryContext;
+    volatile bool left = true;
     StartTransactionCommand();
     PG_TRY();
     {
-        PushActiveSnapshot(GetTransactionSnapshot());
-        maintain_one(oid);
-        PopActiveSnapshot();
+        // Maintenance itself holds no snapshot (it reads index pages, not
+        // rows), so it does not hold back the release of the chains it retires.
+        left = maintain_one(oid);
         CommitTransactionCommand();
     }
     PG_CATCH();
@@ -189,6 +212,7 @@ static void maintain_in_transaction(Oid oid) {
         AbortCurrentTransaction();
     }
     PG_END_TRY();
+    return left;
 }
 
 void drift_janitor_worker_main(Datum arg) {
@@ -203,10 +227,14 @@ void drift_janitor_worker_main(Datum arg) {
     Oid *oids = OidIsValid(am) ? catalog_oids(RelationRelationId, index_of_am, am, TopMemoryContext, &n) : NULL;
     PopActiveSnapshot();
     CommitTransactionCommand();
+    // Not due again unless an index has work left, or rows arrive meanwhile.
+    drift_janitor_mark(MyDatabaseId, false);
+    bool left = false;
     for (int i = 0; i < n; i++) {
-        maintain_in_transaction(oids[i]);
+        left |= maintain_in_transaction(oids[i]);
         CHECK_FOR_INTERRUPTS();
     }
+    if (left) drift_janitor_mark(MyDatabaseId, true);
     drift_memtable_forget(MyDatabaseId, oids, n);
     pgstat_report_activity(STATE_IDLE, NULL);
     proc_exit(0);

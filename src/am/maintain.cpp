@@ -177,24 +177,28 @@ struct MetaChange {
     uint32 splits, merges, compactions;
     uint64 stolen;
     bool drop_old_quant; /* no bucket uses the previous quantizer any more */
+    bool moved;          /* the move the metapage names is done */
 };
 
-// Retires chain in the metapage being edited: its pages stay readable
-// until every snapshot that may have seen it in use is gone. Such a
-// snapshot has an xmin no later than the maintainer's own xid (it was
-// taken while that xid ran, or before it was assigned), so once the xid
-// horizon passes that xid, the chain is released. The maintainer takes an
-// xid for this; VACUUM, which must not, uses the next xid instead.
-// retire_xid() is called before any page is locked.
-static uint64 retire_xid() {
-    return U64FromFullTransactionId((MyProc->statusFlags & PROC_IN_VACUUM) ? ReadNextFullTransactionId()
-                                                                           : GetTopFullTransactionId());
-}
+// The id a chain retired now carries: the next transaction id. A scan that
+// may still read the chain took its snapshot before the retirement, so its
+// xmin is no later than that; once the xid horizon has passed it, no such
+// scan is left and the chain is released. The maintainer needs no xid of
+// its own for this, and holds no snapshot while it works (the janitor), so
+// it can release the chains of its own earlier steps.
+static uint64 retire_xid() { return U64FromFullTransactionId(ReadNextFullTransactionId()); }
 
-// Adds chain to the retired list of the metapage being edited.
-static void retire_chain(DriftMetaPage mp, uint32 chain, uint64 xid) {
-    Assert(mp->nretired < DRIFT_MAX_RETIRED);
-    mp->retired[mp->nretired++] = DriftRetired{chain, uint32(xid >> 32), uint32(xid)};
+// Adds a chain (its first page and page type) to the retired list of the
+// metapage being edited, or to the overflow when the list is full.
+static void retire_chain(DriftMetaPage mp, uint32 chain, BlockNumber head, uint16 type, uint64 xid) {
+    if (mp->nretired < DRIFT_MAX_RETIRED) {
+        mp->retired[mp->nretired++] = DriftRetired{chain, head, type, 0, uint32(xid >> 32), uint32(xid)};
+        return;
+    }
+    mp->overflow_chain = Max(mp->overflow_chain, chain + 1);
+    uint64 o = Max(uint64(mp->overflow_xid_hi) << 32 | mp->overflow_xid_lo, xid);
+    mp->overflow_xid_hi = uint32(o >> 32);
+    mp->overflow_xid_lo = uint32(o);
 }
 
 // Applies up to two directory entry updates and the metapage change in one
@@ -235,6 +239,7 @@ static void commit(Maint *m, const EntryUpdate *u, int nu, const MetaChange &c) 
         for (int j = 0; j < nb; j++)
             if (blks[j] == info->dir_blocks[info->ndir - 1]) DriftPageGetOpaque(pages[j])->next = BufferGetBlockNumber(newdir);
     }
+    BlockNumber heads[2] = {InvalidBlockNumber, InvalidBlockNumber};
     for (int i = 0; i < nu; i++) {
         uint32 pi = u[i].bucket / meta->dir_cap, slot = u[i].bucket % meta->dir_cap;
         Page p = npage;
@@ -244,16 +249,19 @@ static void commit(Maint *m, const EntryUpdate *u, int nu, const MetaChange &c) 
         DriftDirHeader *dh = drift_dir_header(p);
         if (slot >= dh->nentries) dh->nentries = slot + 1;
         DriftDirEntry e = drift_dir_entry(p, m->dim, slot);
+        for (int k = 0; k < c.nretire; k++)  // a retired chain is the one an entry leaves
+            if (e->chain == c.retire[k]) heads[k] = e->head;
         memcpy(e, &u[i].fields, offsetof(DriftDirEntryData, centroid));
         if (u[i].centroid) memcpy(e->centroid, u[i].centroid, sizeof(float) * m->dim);
         drift_page_set_bounds(p, m->dim);
         mp->nbuckets = Max(mp->nbuckets, u[i].bucket + 1);
     }
-    for (int i = 0; i < c.nretire; i++) retire_chain(mp, c.retire[i], xid);
+    for (int i = 0; i < c.nretire; i++) retire_chain(mp, c.retire[i], heads[i], DRIFT_PAGE_HOT, xid);
     if (c.drop_old_quant) {
-        retire_chain(mp, mp->old_quant_chain, xid);
+        retire_chain(mp, mp->old_quant_chain, mp->old_quant_head, DRIFT_PAGE_BLOB, xid);
         mp->old_quant_head = InvalidBlockNumber;
     }
+    if (c.moved) mp->moving_kind = 0, mp->moving_bucket = mp->moving_chain = 0;
     mp->live_buckets += c.live_delta;
     mp->splits += c.splits;
     mp->merges += c.merges;
@@ -379,14 +387,16 @@ static uint32 *iota(uint32 n) {
     return idx;
 }
 
-// Sets the metapage's L0 head, retires the flushed L0 chains and counts the flush.
-static void finish_flush(Maint *m, BlockNumber head, const uint32 *chains, int nchains, uint64 rows) {
+// Sets the metapage's L0 head, retires the flushed L0 chains (ids and
+// first pages) and counts the flush.
+static void finish_flush(Maint *m, BlockNumber head, const uint32 *chains, const BlockNumber *heads, uint32 nchains,
+                         uint64 rows) {
     uint64 xid = retire_xid();
     Buffer mbuf = drift_read_locked(m->index, DRIFT_METAPAGE_BLKNO, BUFFER_LOCK_EXCLUSIVE, DRIFT_PAGE_META, NULL);
     GenericXLogState *st = GenericXLogStart(m->index);
     DriftMetaPage mp = DriftPageGetMeta(GenericXLogRegisterBuffer(st, mbuf, 0));
     mp->l0_head = head;
-    for (int i = 0; i < nchains; i++) retire_chain(mp, chains[i], xid);
+    for (uint32 i = 0; i < nchains; i++) retire_chain(mp, chains[i], heads[i], DRIFT_PAGE_L0, xid);
     mp->flushes++;
     mp->flushed_rows += rows;
     mp->generation++;
@@ -498,7 +508,6 @@ static uint32 free_slot(Maint *m) {
     return m->info->meta.nbuckets;
 }
 
-#define MAX_FLUSH_CHAINS 8
 // L0 rows an index built on no rows waits for before a flush trains it.
 #define DRIFT_TRAIN_ROWS 1000
 
@@ -551,27 +560,76 @@ static void seed(Maint *m, const Entries *e, const uint32 *idx, uint32 n, uint32
     }
 }
 
+// Orders TIDs.
+static bool tid_less(const ItemPointerData &a, const ItemPointerData &b) {
+    return ItemPointerCompare((ItemPointer) &a, (ItemPointer) &b) < 0;
+}
+
+// Drops from e the rows some bucket (other than exclude) already holds. A flush cut short (a
+// cancel, an error, a crash) closed L0 and may have moved some of its rows
+// into buckets before it could move L0's head past them; the next flush
+// finds them in L0 again (its closed part then holds several chain ids)
+// and must not add them twice. Reads every bucket's hot pages: the cost of
+// a flush that follows an interrupted one.
+static void drop_placed(Maint *m, Entries *e, uint32 exclude = PG_UINT32_MAX) {
+    if (e->n == 0) return;
+    ItemPointerData *sorted = (ItemPointerData *) palloc(sizeof(ItemPointerData) * e->n);
+    memcpy(sorted, e->tids, sizeof(ItemPointerData) * e->n);
+    std::sort(sorted, sorted + e->n, tid_less);
+    bool *placed = (bool *) palloc0(sizeof(bool) * e->n);
+    const DriftInfo *info = m->info;
+    for (uint32 b = 0; b < info->meta.nbuckets; b++) {
+        if (info->chains[b] == 0 || b == exclude) continue;
+        DriftCursor c;
+        drift_cursor_begin(&c, m->index, info->heads[b], DRIFT_PAGE_HOT, info->chains[b], &info->meta, BUFFER_LOCK_SHARE);
+        for (Page page; (page = drift_cursor_next(&c)) != NULL;) {
+            const ItemPointerData *tids = drift_hot_tids(page);
+            for (uint16 i = 0; i < drift_hot_header(page)->nslots; i++) {
+                if (!ItemPointerIsValid(&tids[i])) continue;
+                const ItemPointerData *it = std::lower_bound(sorted, sorted + e->n, tids[i], tid_less);
+                if (it != sorted + e->n && ItemPointerEquals((ItemPointer) it, (ItemPointer) &tids[i]))
+                    placed[it - sorted] = true;
+            }
+        }
+    }
+    uint32 kept = 0;
+    for (uint32 i = 0; i < e->n; i++) {
+        const ItemPointerData *it = std::lower_bound(sorted, sorted + e->n, e->tids[i], tid_less);
+        if (placed[it - sorted]) continue;
+        e->tids[kept] = e->tids[i];
+        memmove(e->vecs + Size(kept) * e->dim, e->vecs + Size(i) * e->dim, sizeof(float) * e->dim);
+        kept++;
+    }
+    e->n = kept;
+    pfree(sorted);
+    pfree(placed);
+}
+
 // Flush: moves every L0 row into the bucket of its nearest centroid.
 static void flush(Maint *m) {
-    if (l0_empty(m) || m->info->meta.nretired + MAX_FLUSH_CHAINS > DRIFT_MAX_RETIRED) return;
+    if (l0_empty(m)) return;
     bool trained = (m->info->meta.flags & DRIFT_META_TRAINED) != 0;
     if (!trained && drift_l0_estimate(&m->info->meta, m->info->meta.l0_pages) < DRIFT_TRAIN_ROWS) return;
     BlockNumber stop = drift_l0_close(m->index, &m->info->meta);
     refresh(m);
     const DriftMetaPageData *meta = &m->info->meta;
     Entries e = {0, 0, m->dim, NULL, NULL};
-    uint32 chains[MAX_FLUSH_CHAINS];
-    int nchains = 0;
+    // The closed part of L0 holds one chain id per flush started on it (a
+    // flush cut short closed L0 and left it), each retired with its first page.
+    uint32 nchains = 0, capchains = 8;
+    uint32 *chains = (uint32 *) palloc(sizeof(uint32) * capchains);
+    BlockNumber *heads = (BlockNumber *) palloc(sizeof(BlockNumber) * capchains);
     DriftCursor c;
     drift_cursor_begin(&c, m->index, meta->l0_head, DRIFT_PAGE_L0, 0, meta, BUFFER_LOCK_SHARE);
     for (Page page; (page = drift_cursor_next(&c)) != NULL && drift_cursor_block(&c) != stop;) {
         uint32 chain = DriftPageGetOpaque(page)->chain;
         if (nchains == 0 || chains[nchains - 1] != chain) {
-            if (nchains == MAX_FLUSH_CHAINS) {
-                BlockNumber blkno = drift_cursor_block(&c);
-                drift_cursor_end(&c);
-                drift_corrupt(m->index, blkno, "The L0 chain holds too many chain ids.");
+            if (nchains == capchains) {
+                capchains *= 2;
+                chains = (uint32 *) repalloc(chains, sizeof(uint32) * capchains);
+                heads = (BlockNumber *) repalloc(heads, sizeof(BlockNumber) * capchains);
             }
+            heads[nchains] = drift_cursor_block(&c);
             chains[nchains++] = chain;
         }
         DriftVecHeader *h = drift_vec_header(page);
@@ -584,6 +642,7 @@ static void flush(Maint *m) {
         drift_cursor_end(&c);
     else
         drift_corrupt(m->index, meta->l0_head, "The L0 chain ends before its tail.");
+    if (nchains > 1) drop_placed(m, &e);
     uint32 *idx = iota(e.n);
     if (!trained || m->info->meta.live_buckets == 0) {
         // Training, as a build would (or seeding alone, if a training was
@@ -593,7 +652,7 @@ static void flush(Maint *m) {
             if (!trained) requantize(m, &e, Max(1u, e.n / lists));
             seed(m, &e, idx, e.n, lists);
         }
-        finish_flush(m, stop, chains, nchains, e.n);
+        finish_flush(m, stop, chains, heads, nchains, e.n);
         return;
     }
     if (m->info->old_lo == NULL && out_of_range(m->info, &e)) requantize(m, &e);
@@ -620,42 +679,84 @@ static void flush(Maint *m) {
         nnear = e.n;
     }
     append_to_buckets(m, &e, idx, target, nnear, true);
-    finish_flush(m, stop, chains, nchains, e.n);
+    finish_flush(m, stop, chains, heads, nchains, e.n);
 }
 
-// Releases retired chains no snapshot can still be reading, then frees their pages.
+// True if no snapshot can be as old as xid (a FullTransactionId as uint64).
+static bool no_snapshot_before(uint64 xid) {
+    // A catalog snapshot of this backend's own would hold the horizon back.
+    InvalidateCatalogSnapshot();
+    return GlobalVisCheckRemovableFullXid(NULL, FullTransactionIdFromU64(xid));
+}
+
+// Releases the retired chains no snapshot can still be reading: frees
+// their pages by walking each chain (the cost is the pages released), then
+// drops them from the list. When the overflow (chains retired while the
+// list was full) is old enough, a sweep frees its pages.
 static void reclaim(Maint *m) {
-    if (m->info->meta.nretired == 0) return;
-    Buffer mbuf = drift_read_locked(m->index, DRIFT_METAPAGE_BLKNO, BUFFER_LOCK_EXCLUSIVE, DRIFT_PAGE_META, NULL);
-    const DriftMetaPageData *cur = DriftPageGetMeta(BufferGetPage(mbuf));
-    DriftRetired kept[DRIFT_MAX_RETIRED];
-    uint32 nkept = 0;
-    uint64 latest = uint64(cur->released_xid_hi) << 32 | cur->released_xid_lo;
-    for (uint32 i = 0; i < cur->nretired; i++) {
-        const DriftRetired &r = cur->retired[i];
-        uint64 xid = uint64(r.xid_hi) << 32 | r.xid_lo;
-        if (!GlobalVisCheckRemovableFullXid(NULL, FullTransactionIdFromU64(xid)))
-            kept[nkept++] = r;
-        else
-            latest = Max(latest, xid);
+    const DriftMetaPageData *meta = &m->info->meta;
+    bool overflow = meta->overflow_chain != 0 &&
+                    no_snapshot_before(uint64(meta->overflow_xid_hi) << 32 | meta->overflow_xid_lo);
+    uint32 n = meta->nretired, released = 0;
+    bool *gone = (bool *) palloc0(sizeof(bool) * Max(n, 1));
+    uint64 latest = uint64(meta->released_xid_hi) << 32 | meta->released_xid_lo, newest = 0;
+    for (uint32 i = 0; i < n; i++) {
+        uint64 xid = uint64(meta->retired[i].xid_hi) << 32 | meta->retired[i].xid_lo;
+        gone[i] = no_snapshot_before(xid);
+        if (gone[i]) newest = Max(newest, xid);
     }
-    uint32 released = cur->nretired - nkept;
-    if (released == 0) {
-        UnlockReleaseBuffer(mbuf);
+    if (overflow) newest = Max(newest, uint64(meta->overflow_xid_hi) << 32 | meta->overflow_xid_lo);
+    // Standby queries as old as these chains' retirement may be reading them.
+    if (newest != 0) drift_log_conflict(m->index, DRIFT_METAPAGE_BLKNO, newest);
+    for (uint32 i = 0; i < n; i++) {
+        if (!gone[i]) continue;
+        const DriftRetired &r = meta->retired[i];
+        uint64 xid = uint64(r.xid_hi) << 32 | r.xid_lo;
+        CHECK_FOR_INTERRUPTS();
+        drift_release_chain(m->index, meta, r.head, r.chain, r.type, xid);
+        released++;
+        latest = Max(latest, xid);
+    }
+    if (released == 0 && !overflow) {
+        pfree(gone);
         return;
     }
+    // Only maintenance edits the list, and this pass holds its lock.
+    Buffer mbuf = drift_read_locked(m->index, DRIFT_METAPAGE_BLKNO, BUFFER_LOCK_EXCLUSIVE, DRIFT_PAGE_META, NULL);
     GenericXLogState *st = GenericXLogStart(m->index);
     DriftMetaPage mp = DriftPageGetMeta(GenericXLogRegisterBuffer(st, mbuf, 0));
-    memcpy(mp->retired, kept, sizeof(DriftRetired) * nkept);
-    mp->nretired = nkept;
+    uint32 kept = 0;
+    for (uint32 i = 0; i < mp->nretired; i++)
+        if (i >= n || !gone[i]) mp->retired[kept++] = mp->retired[i];
+    mp->nretired = kept;
+    if (overflow) {
+        latest = Max(latest, uint64(mp->overflow_xid_hi) << 32 | mp->overflow_xid_lo);
+        mp->overflow_chain = mp->overflow_xid_hi = mp->overflow_xid_lo = 0;
+    }
     mp->released_xid_hi = uint32(latest >> 32);
     mp->released_xid_lo = uint32(latest);
     GenericXLogFinish(st);
-    m->done.released += released;
     UnlockReleaseBuffer(mbuf);
-    drift_sweep(m->index, NULL, NULL, NULL, NULL);
+    m->done.released += released;
+    pfree(gone);
+    if (overflow) drift_sweep(m->index, NULL, NULL, NULL, NULL);
     refresh(m);
 }
+
+// Names bucket b's coming move of rows in the metapage (see complete_move).
+static void begin_move(Maint *m, uint32 b, uint16 kind) {
+    Buffer mbuf = drift_read_locked(m->index, DRIFT_METAPAGE_BLKNO, BUFFER_LOCK_EXCLUSIVE, DRIFT_PAGE_META, NULL);
+    GenericXLogState *st = GenericXLogStart(m->index);
+    DriftMetaPage mp = DriftPageGetMeta(GenericXLogRegisterBuffer(st, mbuf, 0));
+    mp->moving_kind = kind;
+    mp->moving_bucket = b;
+    mp->moving_chain = m->info->chains[b];
+    GenericXLogFinish(st);
+    UnlockReleaseBuffer(mbuf);
+    refresh(m);
+}
+
+static void rewrite_without(Maint *m, uint32 b, const Entries *e, const uint32 *idx, uint32 n, uint64 moved);
 
 // Compaction: rewrites bucket b's chain with its live entries only, and
 // resets its centroid to their exact mean.
@@ -682,6 +783,10 @@ static void merge(Maint *m, uint32 b) {
     Entries e = {0, 0, m->dim, NULL, NULL};
     read_chain(m->index, &m->info->meta, m->info->heads[b], m->info->chains[b], &e);
     DriftDirEntryData old = entry_of(m, b);
+    if (m->info->meta.moving_kind == DRIFT_MOVE_MERGE)
+        drop_placed(m, &e, b);  // completing a merge cut short
+    else
+        begin_move(m, b, DRIFT_MOVE_MERGE);
     uint32 *idx = iota(e.n);
     uint32 *target = (uint32 *) palloc(sizeof(uint32) * Max(e.n, 1));
     route(m, &e, idx, e.n, b, target);
@@ -690,7 +795,7 @@ static void merge(Maint *m, uint32 b) {
     u.fields.head = u.fields.tail = InvalidBlockNumber;
     u.fields.chain = u.fields.nlive = u.fields.ndead = 0;
     u.fields.temperature = 0;
-    MetaChange mc = {{old.chain, 0}, 1, -1, 0, 1, 0, 0, false};
+    MetaChange mc = {{old.chain, 0}, 1, -1, 0, 1, 0, 0, false, true};
     commit(m, &u, 1, mc);
 }
 
@@ -711,7 +816,6 @@ static void steal(Maint *m, const float *old, const uint32 halves[2]) {
     drift::select_smallest(near, nn, take);
     for (uint32 t = 0; t < take; t++) {
         uint32 nb = near[t].id;
-        if (m->info->meta.nretired + 1 > DRIFT_MAX_RETIRED) break;
         const float *own = m->info->centroids + Size(nb) * m->dim;
         const float *c0 = m->info->centroids + Size(halves[0]) * m->dim;
         const float *c1 = m->info->centroids + Size(halves[1]) * m->dim;
@@ -733,19 +837,54 @@ static void steal(Maint *m, const float *old, const uint32 halves[2]) {
                 kept[nkept++] = i;
         }
         if (nmoved == 0) continue;
+        begin_move(m, nb, DRIFT_MOVE_STEAL);
         append_to_buckets(m, &e, moved, to, nmoved, false);
-        DriftDirEntryData old_nb = entry_of(m, nb);
-        float *c = (float *) palloc(sizeof(float) * m->dim);
-        memcpy(c, own, sizeof(float) * m->dim);
-        drift::mean_of(e.vecs, kept, nkept, m->dim, c);
-        float shift = std::sqrt(drift::order_distance(drift::Metric::L2, c, own, m->dim));
-        uint32 chain = alloc_chains(m, 1);
-        ChainWriter w;
-        write_chain(m, chain, nb, &e, kept, nkept, &w);
-        EntryUpdate u = {c, nb, rewritten(old_nb, w, nkept, radius_of(&e, kept, nkept, c), shift)};
-        MetaChange mc = {{old_nb.chain, 0}, 1, 0, 0, 0, 0, nmoved, false};
-        commit(m, &u, 1, mc);
+        rewrite_without(m, nb, &e, kept, nkept, nmoved);
     }
+}
+
+// Rewrites bucket b's chain with entries idx[0..n) of e, its centroid their
+// mean, once `moved` of its rows are in other buckets; ends the move.
+static void rewrite_without(Maint *m, uint32 b, const Entries *e, const uint32 *idx, uint32 n, uint64 moved) {
+    DriftDirEntryData old = entry_of(m, b);
+    const float *own = m->info->centroids + Size(b) * m->dim;
+    float *c = (float *) palloc(sizeof(float) * m->dim);
+    memcpy(c, own, sizeof(float) * m->dim);
+    drift::mean_of(e->vecs, idx, n, m->dim, c);
+    float shift = std::sqrt(drift::order_distance(drift::Metric::L2, c, own, m->dim));
+    uint32 chain = alloc_chains(m, 1);
+    ChainWriter w;
+    write_chain(m, chain, b, e, idx, n, &w);
+    EntryUpdate u = {c, b, rewritten(old, w, n, radius_of(e, idx, n, c), shift)};
+    MetaChange mc = {{old.chain, 0}, 1, 0, 0, 0, 0, moved, false, true};
+    commit(m, &u, 1, mc);
+}
+
+// Completes a move of rows out of a bucket that a cancel or crash cut
+// short: rows it already appended elsewhere leave the bucket (a steal), or
+// the rest follow them and the slot is freed (a merge). So no row stays in
+// two buckets. Reads every bucket's hot pages, as after an interrupted flush.
+static void complete_move(Maint *m) {
+    const DriftMetaPageData *meta = &m->info->meta;
+    uint32 b = meta->moving_bucket;
+    if (meta->moving_kind == 0) return;
+    if (b >= meta->nbuckets || m->info->chains[b] != meta->moving_chain) {
+        // The move committed (the marker outlived it only if its commit
+        // record is the one that was lost: then the bucket is as it was).
+        MetaChange mc = {{0, 0}, 0, 0, 0, 0, 0, 0, false, true};
+        commit(m, NULL, 0, mc);
+        return;
+    }
+    if (meta->moving_kind == DRIFT_MOVE_MERGE && m->info->meta.live_buckets > 1) {
+        merge(m, b);
+        return;
+    }
+    Entries e = {0, 0, m->dim, NULL, NULL};
+    read_chain(m->index, meta, m->info->heads[b], m->info->chains[b], &e);
+    uint32 before = e.n;
+    drop_placed(m, &e, b);
+    uint32 *idx = iota(e.n);
+    rewrite_without(m, b, &e, idx, e.n, before - e.n);
 }
 
 // Split: divides bucket b by 2-means into b and a new bucket, then lets
@@ -808,10 +947,9 @@ static void work_buckets(Maint *m) {
         // keep L0 within drift.l0_max_rows for them.
         const DriftMetaPageData *mt = &m->info->meta;
         if (drift_l0_estimate(mt, mt->l0_pages) > uint64(drift_l0_max_rows)) flush(m);
-        if (m->info->meta.nretired + 2 + uint32(Max(drift_steal_neighbours, 0)) > DRIFT_MAX_RETIRED) {
-            reclaim(m);
-            if (m->info->meta.nretired + 2 + uint32(Max(drift_steal_neighbours, 0)) > DRIFT_MAX_RETIRED) break;
-        }
+        // Chains earlier steps replaced are freed as soon as no scan can be
+        // on them, so the next steps reuse their pages.
+        reclaim(m);
         const DriftInfo *info = m->info;
         drift::Need best{drift::Work::None, 0};
         uint32 which = 0;
@@ -875,6 +1013,7 @@ DriftMaintenance drift_maintain_index(Relation index, DriftMaintainMode mode) {
     MemoryContext ctx = AllocSetContextCreate(CurrentMemoryContext, "drift maintenance", ALLOCSET_DEFAULT_SIZES);
     MemoryContext old = MemoryContextSwitchTo(ctx);
     reclaim(&m);
+    if (m.info->meta.flags & DRIFT_META_TRAINED) complete_move(&m);
     if (mode != DRIFT_MAINTAIN_KEEP_L0) flush(&m);
     if (m.info->meta.flags & DRIFT_META_TRAINED) {
         m.lim = limits(index, &m.info->meta);

@@ -64,8 +64,18 @@ struct MemSlot {
     TimestampTz grew;         /* when the graph last took rows (or started) */
 };
 
+// A database the janitor launcher knows, and whether it is due a visit.
+struct JanitorDb {
+    Oid db;
+    bool due;                 /* rows arrived, or its last visit left work */
+    TimestampTz visited;      /* when a worker last started a visit */
+};
+#define JANITOR_DBS 64
+
 struct MemShared {
     Latch *janitor;  /* the janitor launcher's latch, while it runs */
+    bool wake;       /* a wake-up the launcher has not served yet */
+    JanitorDb dbs[JANITOR_DBS];
     Size arena;
     MemSlot slots[MEMTABLE_SLOTS];
 };
@@ -287,8 +297,49 @@ void drift_janitor_set_latch(Latch *latch) {
 }
 
 void drift_janitor_wake() {
-    Latch *latch = mem != NULL ? mem->janitor : NULL;
+    if (mem == NULL) return;
+    drift_janitor_mark(MyDatabaseId, true);
+    mem->wake = true;  // kept even if the latch is reset while the launcher waits for a worker
+    Latch *latch = mem->janitor;
     if (latch != NULL) SetLatch(latch);
+}
+
+bool drift_janitor_take_wake() {
+    if (mem == NULL || !mem->wake) return false;
+    mem->wake = false;
+    return true;
+}
+
+// The entry of database db, or NULL. (Entries change only in the launcher;
+// the flags are single bytes, read and written without a lock: a stale read
+// costs at most one visit or one round of delay.)
+static JanitorDb *janitor_db(Oid db) {
+    for (int i = 0; i < JANITOR_DBS; i++)
+        if (mem->dbs[i].db == db) return &mem->dbs[i];
+    return NULL;
+}
+
+void drift_janitor_mark(Oid db, bool due) {
+    static JanitorDb *last;  // this backend's database's entry, looked up once
+    if (mem == NULL) return;
+    if (last == NULL || last->db != db) last = janitor_db(db);
+    if (last != NULL && last->due != due) last->due = due;
+}
+
+bool drift_janitor_due(Oid db, int every_ms) {
+    if (mem == NULL) return true;
+    JanitorDb *d = janitor_db(db);
+    if (d == NULL) {
+        for (int i = 0; i < JANITOR_DBS && d == NULL; i++)
+            if (mem->dbs[i].db == InvalidOid) d = &mem->dbs[i];
+        if (d == NULL) return true;  // more databases than entries: always visited
+        d->db = db;
+        d->due = true;  // unknown yet
+    }
+    TimestampTz now = GetCurrentTimestamp();
+    if (!d->due && !TimestampDifferenceExceeds(d->visited, now, every_ms)) return false;
+    d->visited = now;
+    return true;
 }
 
 // Frees slot i; the caller holds the table lock exclusively.
@@ -299,6 +350,12 @@ static void free_slot(int i) {
 }
 
 void drift_memtable_forget(Oid db, const Oid *keep, int n) {
+    if (mem != NULL && !OidIsValid(db))
+        for (int i = 0; i < JANITOR_DBS; i++) {  // and the launcher's entries of dropped databases
+            bool kept = false;
+            for (int j = 0; j < n && !kept; j++) kept = mem->dbs[i].db == keep[j];
+            if (!kept) memset(&mem->dbs[i], 0, sizeof(JanitorDb));
+        }
     if (mem == NULL) return;
     LWLockAcquire(table_lock(), LW_EXCLUSIVE);
     for (int i = 0; i < MEMTABLE_SLOTS; i++) {

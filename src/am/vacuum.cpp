@@ -71,19 +71,6 @@ static void vacuum_l0(Relation index, Buffer buf, const DriftMetaPageData *meta,
     if (st) GenericXLogFinish(st);
 }
 
-// Marks up to DRIFT_MAX_COLD_PER_HOT locked pages FREE, freed at xid, in
-// one WAL record, then records them in the free space map.
-static void free_pages(Relation index, Buffer *bufs, int n, uint64 xid) {
-    GenericXLogState *st = GenericXLogStart(index);
-    for (int i = 0; i < n; i++) drift_page_set_free(GenericXLogRegisterBuffer(st, bufs[i], 0), xid);
-    GenericXLogFinish(st);
-    for (int i = 0; i < n; i++) {
-        BlockNumber blkno = BufferGetBlockNumber(bufs[i]);
-        UnlockReleaseBuffer(bufs[i]);
-        RecordFreeIndexPage(index, blkno);
-    }
-}
-
 // Unlinks the empty, non-tail hot pages of bucket chain `head`; returns how
 // many pages it freed.
 static uint32 unlink_empty(Relation index, const DriftMetaPageData *meta, BlockNumber head) {
@@ -148,7 +135,7 @@ static uint32 unlink_empty(Relation index, const DriftMetaPageData *meta, BlockN
             else
                 nc++;
         }
-        if (nc > 0) free_pages(index, cold, nc, xid);
+        if (nc > 0) drift_free_pages(index, cold, nc, xid);
         freed += 1 + nc;
     }
     ReleaseBuffer(prev);
@@ -235,10 +222,11 @@ void drift_sweep(Relation index, BufferAccessStrategy strategy, IndexBulkDeleteC
         uint32 b = PG_UINT32_MAX;
         if ((type == DRIFT_PAGE_HOT || type == DRIFT_PAGE_COLD || type == DRIFT_PAGE_L0 ||
              (type == DRIFT_PAGE_BLOB && DriftPageGetOpaque(page)->chain != 0)) &&
-            !live_find(&ls, DriftPageGetOpaque(page)->chain, &b)) {
-            // A page of a released or never-linked chain: garbage. Snapshots
+            !live_find(&ls, DriftPageGetOpaque(page)->chain, &b) && DriftPageGetOpaque(page)->chain >= meta.overflow_chain) {
+            // A page of a released or never-linked chain (not in the retired
+            // list or its overflow): garbage. Snapshots
             // that could reach it are older than the chain's release.
-            free_pages(index, &buf, 1, uint64(meta.released_xid_hi) << 32 | meta.released_xid_lo);
+            drift_free_pages(index, &buf, 1, uint64(meta.released_xid_hi) << 32 | meta.released_xid_lo);
             if (stats) stats->pages_newly_deleted++, stats->pages_deleted++, stats->pages_free++;
             continue;
         }

@@ -85,24 +85,24 @@ void drift_read_meta_fields(Relation index, DriftMetaPageData *meta) {
     read_meta(index, meta, offsetof(DriftMetaPageData, retired));
 }
 
-// True if a page freed at safexid may be reused now; then, on a primary
-// with hot standbys, WAL-logs the reuse with safexid as the conflict
-// horizon, so standbys cancel the queries that may still be on the page.
-// The record is nbtree's page-reuse record, whose redo does exactly that
-// and nothing else.
+void drift_log_conflict(Relation index, BlockNumber blkno, uint64 xid) {
+    if (!RelationNeedsWAL(index) || !XLogStandbyInfoActive()) return;
+    xl_btree_reuse_page rec;
+    rec.node = index->rd_node;
+    rec.block = blkno;
+    rec.latestRemovedFullXid = FullTransactionIdFromU64(xid);
+    XLogBeginInsert();
+    XLogRegisterData((char *) &rec, SizeOfBtreeReusePage);
+    XLogInsert(RM_BTREE_ID, XLOG_BTREE_REUSE_PAGE);
+}
+
+// True if a page freed at safexid may be reused now; then logs the reuse
+// as a recovery conflict, so standbys cancel the queries that may still be
+// on the page.
 static bool reusable(Relation index, BlockNumber blkno, uint64 safexid) {
     if (safexid == 0) return true;
-    FullTransactionId xid = FullTransactionIdFromU64(safexid);
-    if (!GlobalVisCheckRemovableFullXid(NULL, xid)) return false;
-    if (RelationNeedsWAL(index) && XLogStandbyInfoActive()) {
-        xl_btree_reuse_page rec;
-        rec.node = index->rd_node;
-        rec.block = blkno;
-        rec.latestRemovedFullXid = xid;
-        XLogBeginInsert();
-        XLogRegisterData((char *) &rec, SizeOfBtreeReusePage);
-        XLogInsert(RM_BTREE_ID, XLOG_BTREE_REUSE_PAGE);
-    }
+    if (!GlobalVisCheckRemovableFullXid(NULL, FullTransactionIdFromU64(safexid))) return false;
+    drift_log_conflict(index, blkno, safexid);
     return true;
 }
 

@@ -25,6 +25,13 @@ const char *drift_meta_problem(const DriftMetaPageData *meta, char *buf, Size bu
 // Raises "index is corrupt" if drift_meta_problem finds anything.
 void drift_check_meta(Relation index, const DriftMetaPageData *meta);
 
+// WAL-logs a recovery conflict for hot standbys: their queries whose
+// snapshots are no newer than xid (a FullTransactionId as uint64) are
+// cancelled before replay goes on, as when btree reuses a page (the record
+// is nbtree's page-reuse record, whose redo does just that). Called before
+// pages such queries may read are freed or reused.
+void drift_log_conflict(Relation index, BlockNumber blkno, uint64 xid);
+
 // An exclusively locked page for reuse: a FREE page from the free space map,
 // or a new block at the end of fork `fork`. The caller initializes it.
 Buffer drift_new_buffer(Relation index, ForkNumber fork);

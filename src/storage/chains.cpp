@@ -348,3 +348,47 @@ BlockNumber drift_l0_close(Relation index, const DriftMetaPageData *meta) {
     UnlockReleaseBuffer(buf);
     return first;
 }
+
+void drift_free_pages(Relation index, Buffer *bufs, int n, uint64 xid) {
+    GenericXLogState *st = GenericXLogStart(index);
+    for (int i = 0; i < n; i++) drift_page_set_free(GenericXLogRegisterBuffer(st, bufs[i], 0), xid);
+    GenericXLogFinish(st);
+    for (int i = 0; i < n; i++) {
+        BlockNumber blkno = BufferGetBlockNumber(bufs[i]);
+        UnlockReleaseBuffer(bufs[i]);
+        RecordFreeIndexPage(index, blkno);
+    }
+}
+
+uint32 drift_release_chain(Relation index, const DriftMetaPageData *meta, BlockNumber head, uint32 chain, uint16 type,
+                           uint64 xid) {
+    uint32 freed = 0;
+    DriftCursor c;
+    drift_cursor_begin(&c, index, head, type, chain, meta, BUFFER_LOCK_EXCLUSIVE);
+    c.own_only = true;
+    for (Page page; (page = drift_cursor_next(&c)) != NULL;) {
+        if (type == DRIFT_PAGE_HOT) {
+            const DriftHotHeader *h = drift_hot_header(page);
+            Buffer cold[DRIFT_MAX_COLD_PER_HOT];
+            int n = 0;
+            for (uint16 i = 0; i < h->ncold; i++) {
+                if (!drift_block_exists(index, h->cold[i])) continue;
+                Buffer cbuf = ReadBuffer(index, h->cold[i]);
+                LockBuffer(cbuf, BUFFER_LOCK_EXCLUSIVE);
+                Page cpage = BufferGetPage(cbuf);
+                if (drift_page_type(cpage) == DRIFT_PAGE_COLD && DriftPageGetOpaque(cpage)->chain == chain)
+                    cold[n++] = cbuf;
+                else
+                    UnlockReleaseBuffer(cbuf);
+            }
+            if (n > 0) drift_free_pages(index, cold, n, xid);
+            freed += n;
+        }
+        GenericXLogState *st = GenericXLogStart(index);
+        drift_page_set_free(GenericXLogRegisterBuffer(st, c.buf, 0), xid);  // keeps its next link for the walk
+        GenericXLogFinish(st);
+        RecordFreeIndexPage(index, drift_cursor_block(&c));
+        freed++;
+    }
+    return freed;
+}

@@ -78,3 +78,17 @@ void drift_hot_put(const DriftMetaPageData *meta, Page hot, Page cold, uint16 s,
 // Stores tid and vec in slot `slot` of a cold or L0 page.
 void drift_vec_put(Page page, uint32 dim, uint16 slot, ItemPointer tid, const float *vec);
 
+
+// Marks n (at most DRIFT_MAX_COLD_PER_HOT) exclusively locked pages FREE,
+// freed at xid (see DriftFreeData), in one WAL record, unlocks and releases
+// them, and records them in the free space map.
+void drift_free_pages(Relation index, Buffer *bufs, int n, uint64 xid);
+
+// Frees the pages of retired chain `chain` of page type `type` (a bucket's
+// hot pages with their cold pages, L0 pages, or quantizer blob pages) from
+// head on, marking them freed at xid; returns how many. The walk reads only
+// pages of that chain, so releasing a chain a second time (after a crash
+// between freeing its pages and dropping it from the retired list) frees
+// nothing else. Cost: the chain's pages, not the index's.
+uint32 drift_release_chain(Relation index, const DriftMetaPageData *meta, BlockNumber head, uint32 chain, uint16 type,
+                           uint64 xid);

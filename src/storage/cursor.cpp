@@ -14,6 +14,7 @@ void drift_cursor_begin(DriftCursor *c, Relation index, BlockNumber head, uint16
     c->type = type;
     c->chain = chain;
     c->mode = mode;
+    c->own_only = false;
     c->next = head;
     c->buf = InvalidBuffer;
     c->locked = false;
@@ -43,7 +44,13 @@ Page drift_cursor_next(DriftCursor *c) {
             return NULL;
         }
         if (blkno == from) cursor_corrupt(c, from, "A page links to itself.");
-        if (!drift_block_exists(c->index, blkno)) cursor_corrupt(c, from, "A page link points outside the index.");
+        if (!drift_block_exists(c->index, blkno)) {
+            if (c->own_only) {
+                drift_cursor_end(c);
+                return NULL;
+            }
+            cursor_corrupt(c, from, "A page link points outside the index.");
+        }
         // A chain has no more pages than the index; the index may grow during the walk.
         if (++c->steps > c->limit) {
             c->limit = RelationGetNumberOfBlocks(c->index);
@@ -57,6 +64,10 @@ Page drift_cursor_next(DriftCursor *c) {
         c->locked = true;
         Page page = BufferGetPage(buf);
         c->next = drift_page_type(page) > 0 ? DriftPageGetOpaque(page)->next : InvalidBlockNumber;
+        if (c->own_only && (drift_page_type(page) != c->type || (c->chain != 0 && DriftPageGetOpaque(page)->chain != c->chain))) {
+            drift_cursor_end(c);
+            return NULL;
+        }
         if (from != InvalidBlockNumber && drift_page_type(page) == DRIFT_PAGE_FREE) continue;  // unlinked by VACUUM
         char detail[96];
         const char *problem = drift_page_problem(page, c->type, c->meta, detail, sizeof(detail));

@@ -20,6 +20,7 @@ struct DriftCursor {
     uint16 type;
     uint32 chain;     /* every page's chain id must be this; 0: any */
     int mode;         /* BUFFER_LOCK_SHARE or BUFFER_LOCK_EXCLUSIVE */
+    bool own_only;    /* a page of another type or chain (or a FREE one) ends the walk instead of being an error */
     BlockNumber next; /* page to enter next, or InvalidBlockNumber at the end */
     Buffer buf;       /* current page, pinned; InvalidBuffer before and after */
     bool locked;      /* buf is locked */

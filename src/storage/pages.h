@@ -63,13 +63,27 @@ typedef DriftPageOpaqueData *DriftPageOpaque;
 // Metapage flag: centroids and quantizer exist (else every row lives in L0).
 #define DRIFT_META_TRAINED 0x0001
 
-// A chain id retired by maintenance and the first transaction id that may
-// not have seen it retired (a FullTransactionId in two halves).
+// A chain retired by maintenance: its id, first page and page type (HOT,
+// L0 or BLOB, to release it by walking it), and the next transaction id
+// when it was retired (a FullTransactionId in two halves): only snapshots
+// older than that can still be reading it.
 struct DriftRetired {
     uint32 chain;
+    BlockNumber head;
+    uint16 type;
+    uint16 unused;
     uint32 xid_hi, xid_lo;
 };
-#define DRIFT_MAX_RETIRED 512
+// Moves of rows out of a bucket that append them elsewhere before they
+// rewrite or free the bucket: the metapage names the move until it commits,
+// so a pass after a cancel or crash completes it (see maintain.cpp).
+#define DRIFT_MOVE_STEAL 1 /* some rows go to a split's new buckets; the bucket stays */
+#define DRIFT_MOVE_MERGE 2 /* every row goes to its nearest other bucket; the slot is freed */
+
+// Chains retired while the list is full go to the overflow instead: every
+// chain id below overflow_chain that is not live counts as retired until
+// overflow_xid, then a sweep frees their pages.
+#define DRIFT_MAX_RETIRED 384
 
 // Block 0.
 struct DriftMetaPageData {
@@ -105,6 +119,13 @@ struct DriftMetaPageData {
     uint32 requantized;     /* quantizers fitted again since build */
     uint32 released_xid_hi; /* the latest retirement xid of a released chain, */
     uint32 released_xid_lo; /* the free xid of pages a sweep frees (FullTransactionId) */
+    uint32 overflow_chain;  /* chain ids below it that are not live are retired (0: no overflow) */
+    uint32 overflow_xid_hi; /* the latest retirement xid of the overflow */
+    uint32 overflow_xid_lo;
+    uint16 moving_kind;     /* a move of rows out of a bucket under way (DRIFT_MOVE_*), 0 = none */
+    uint16 unused2;
+    uint32 moving_bucket;   /* the bucket rows are leaving, */
+    uint32 moving_chain;    /* and its chain: its rows may also be in other buckets */
     DriftRetired retired[DRIFT_MAX_RETIRED];
 };
 typedef DriftMetaPageData *DriftMetaPage;
@@ -181,11 +202,11 @@ typedef DriftVecEntryData *DriftVecEntry;
 static_assert(sizeof(DriftPageOpaqueData) == 12 && offsetof(DriftPageOpaqueData, chain) == 4 &&
                   offsetof(DriftPageOpaqueData, type) == 8 && offsetof(DriftPageOpaqueData, page_id) == 10,
               "special space layout");
-static_assert(sizeof(DriftRetired) == 12, "retired chain entry");
+static_assert(sizeof(DriftRetired) == 20, "retired chain entry");
 static_assert(offsetof(DriftMetaPageData, dim) == 8 && offsetof(DriftMetaPageData, nbuckets) == 16 &&
                   offsetof(DriftMetaPageData, quant_head) == 32 && offsetof(DriftMetaPageData, flushes) == 88 &&
-                  offsetof(DriftMetaPageData, released_xid_hi) == 160 && offsetof(DriftMetaPageData, retired) == 168 &&
-                  sizeof(DriftMetaPageData) == 168 + 12 * DRIFT_MAX_RETIRED,
+                  offsetof(DriftMetaPageData, released_xid_hi) == 160 && offsetof(DriftMetaPageData, retired) == 192 &&
+                  sizeof(DriftMetaPageData) == 192 + 20 * DRIFT_MAX_RETIRED,
               "metapage layout");
 static_assert(sizeof(DriftFreeData) == 8 && sizeof(DriftBlobHeader) == 4 && sizeof(DriftDirHeader) == 4 &&
                   sizeof(DriftVecHeader) == 4,
@@ -197,6 +218,7 @@ static_assert(sizeof(ItemPointerData) == 6 && offsetof(DriftVecEntryData, vec) =
 
 // Usable bytes between the page header and the special space.
 #define DRIFT_PAGE_USABLE (BLCKSZ - MAXALIGN(SizeOfPageHeaderData) - MAXALIGN(sizeof(DriftPageOpaqueData)))
+static_assert(sizeof(DriftMetaPageData) <= DRIFT_PAGE_USABLE, "the metapage fits its page");
 
 // Size of one directory entry of a dim-dimensional index.
 inline Size drift_dir_stride(uint32 dim) { return MAXALIGN(offsetof(DriftDirEntryData, centroid) + sizeof(float4) * dim); }
