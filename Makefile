@@ -3,10 +3,16 @@
 #   make install         install into the PostgreSQL found by PG_CONFIG
 #   make unit            build and run the C++ unit tests of src/core
 #   make bench-kernels   build the kernel micro-benchmarks
+#   make installcheck    pg_regress (sql/, expected/) against a running server
+#   make prove_installcheck  the Perl TAP tests (test/t/; not as root)
 MODULE_big = drift
 EXTENSION = drift
 DATA = drift--0.1.sql
 PGFILEDESC = "drift - vector similarity search index that adapts as data drifts"
+REGRESS = functions index security
+TAP_TESTS = 1
+PROVE_TESTS = test/t/*.pl
+PROVE_FLAGS = -I test/t
 
 CORE_SRCS = src/core/distance.cpp src/core/sq8.cpp src/core/kmeans.cpp src/core/maintenance.cpp src/core/hnsw.cpp
 ARCH := $(shell uname -m)

@@ -1,8 +1,12 @@
-// Bucket needs, urgency, running means and temperature.
+// Bucket needs, urgency, running means, temperature, and the rules for
+// requantizing, seeding and stealing.
 #include "maintenance.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
+
+#include "distance.hpp"
 
 namespace drift {
 
@@ -51,6 +55,40 @@ void mean_of(const float *data, const uint32_t *idx, size_t n, size_t dim, float
         for (size_t j = 0; j < dim; j++) acc[j] += v[j];
     }
     for (size_t j = 0; j < dim; j++) out[j] = float(acc[j] / double(n));
+}
+
+bool rows_out_of_range(const float *lo, const float *scale, const float *rows, size_t n, size_t dim) {
+    size_t far = 0;
+    for (size_t i = 0; i < n; i++) {
+        const float *v = rows + i * dim;
+        for (size_t j = 0; j < dim; j++) {
+            float r = 255.0f * scale[j], l = lo[j] - 0.5f * r, h = lo[j] + 1.5f * r;
+            if (v[j] < l - 1e-6f || v[j] > h + 1e-6f) {
+                far++;
+                break;
+            }
+        }
+    }
+    return far >= 50 && far * 20 > n;
+}
+
+uint32_t seed_buckets(uint32_t nfar, uint32_t target_bucket) {
+    if (nfar < std::max(target_bucket / 2, 16u)) return 0;
+    return std::max(1u, std::min(nfar / std::max(target_bucket, 16u), 64u));
+}
+
+int steal_target(const float *v, const float *own, const float *c0, const float *c1, size_t dim) {
+    float d = order_distance(Metric::L2, v, own, dim);
+    float d0 = order_distance(Metric::L2, v, c0, dim);
+    float d1 = order_distance(Metric::L2, v, c1, dim);
+    if (!(std::min(d0, d1) < d)) return -1;
+    return d0 <= d1 ? 0 : 1;
+}
+
+float radius_of(const float *data, const uint32_t *idx, size_t n, size_t dim, const float *c) {
+    float r = 0;
+    for (size_t i = 0; i < n; i++) r = std::max(r, order_distance(Metric::L2, data + size_t(idx[i]) * dim, c, dim));
+    return std::sqrt(r);
 }
 
 }  // namespace drift

@@ -1,6 +1,7 @@
 // What maintenance does to a bucket, and in what order: the urgency score
-// (docs/maintenance.md explains the formula), running means and
-// temperature. Pure functions, unit-tested without a server.
+// (docs/maintenance.md explains the formula), running means, temperature,
+// and the rules for requantizing, seeding and stealing. Pure functions,
+// unit-tested without a server.
 #pragma once
 
 #include "core.hpp"
@@ -49,5 +50,29 @@ float absorb_into_mean(float *mean, uint32_t count, const float *sum, uint32_t n
 // The mean of the rows of data (n x dim) listed in idx, into out; out is
 // left unchanged when n is 0.
 void mean_of(const float *data, const uint32_t *idx, size_t n, size_t dim, float *out);
+
+// Requantization: true if more than 5% of the n rows (and at least 50) lie
+// beyond half the quantizer's range past either end in some dimension
+// (lo and scale: dim floats each): their SQ8 codes would saturate and
+// scans could not rank them.
+bool rows_out_of_range(const float *lo, const float *scale, const float *rows, size_t n, size_t dim);
+
+// Seeding: a row whose squared L2 distance to its nearest centroid, dist2,
+// exceeds that bucket's radius squared comes from a region no bucket covers.
+inline bool row_is_far(float dist2, float radius) { return dist2 > radius * radius; }
+
+// How many new buckets nfar such rows of one flush get: none below half a
+// bucket (target_bucket / 2, at least 16), else about one per bucket of
+// target_bucket rows (at least 16), from 1 to 64.
+uint32_t seed_buckets(uint32_t nfar, uint32_t target_bucket);
+
+// Stealing after a split into centroids c0 and c1: the one a row v of a
+// neighbouring bucket (centroid own) moves to, 0 or 1, if it is nearer to
+// it than to own (L2), else -1.
+int steal_target(const float *v, const float *own, const float *c0, const float *c1, size_t dim);
+
+// A bucket's radius: the largest L2 distance from the rows of data
+// (n x dim) listed in idx to c.
+float radius_of(const float *data, const uint32_t *idx, size_t n, size_t dim, const float *c);
 
 }  // namespace drift

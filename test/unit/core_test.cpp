@@ -335,6 +335,39 @@ TEST(Maintenance, NeedsAndUrgency) {
     EXPECT_EQ(drift::bucket_need({0, 0, 0}, lim, true).work, drift::Work::Merge);
 }
 
+TEST(Maintenance, RequantizeWhenRowsSaturate) {
+    std::vector<float> lo = {0, 0}, scale = {1.0f / 255, 1.0f / 255};  // range [0, 1] per dimension
+    std::vector<float> rows(2 * 1000, 0.5f);
+    EXPECT_FALSE(drift::rows_out_of_range(lo.data(), scale.data(), rows.data(), 1000, 2));
+    for (size_t i = 0; i < 49; i++) rows[2 * i + 1] = 1.6f;  // beyond half the range past the top
+    EXPECT_FALSE(drift::rows_out_of_range(lo.data(), scale.data(), rows.data(), 1000, 2));  // 49 < 50
+    rows[2 * 49] = -0.6f;
+    EXPECT_FALSE(drift::rows_out_of_range(lo.data(), scale.data(), rows.data(), 1000, 2));  // 50, but not over 5%
+    EXPECT_TRUE(drift::rows_out_of_range(lo.data(), scale.data(), rows.data(), 900, 2));   // 50 of 900 > 5%
+    rows[2 * 49] = -0.4f;  // within half a range: codes clip a little, ranks survive
+    EXPECT_FALSE(drift::rows_out_of_range(lo.data(), scale.data(), rows.data(), 900, 2));
+}
+
+TEST(Maintenance, SeedingAndStealingRules) {
+    EXPECT_TRUE(drift::row_is_far(4.01f, 2.0f));
+    EXPECT_FALSE(drift::row_is_far(4.0f, 2.0f));
+    EXPECT_EQ(drift::seed_buckets(49, 100), 0u);   // under half a bucket
+    EXPECT_EQ(drift::seed_buckets(50, 100), 1u);
+    EXPECT_EQ(drift::seed_buckets(350, 100), 3u);
+    EXPECT_EQ(drift::seed_buckets(15, 4), 0u);     // at least 16 rows
+    EXPECT_EQ(drift::seed_buckets(100000, 100), 64u);
+    float own[2] = {0, 0}, c0[2] = {4, 0}, c1[2] = {0, 4};
+    float near_own[2] = {1, 0}, near_c0[2] = {3, 0}, near_c1[2] = {0.5f, 3}, tie[2] = {2, 2};
+    EXPECT_EQ(drift::steal_target(near_own, own, c0, c1, 2), -1);
+    EXPECT_EQ(drift::steal_target(near_c0, own, c0, c1, 2), 0);
+    EXPECT_EQ(drift::steal_target(near_c1, own, c0, c1, 2), 1);
+    EXPECT_EQ(drift::steal_target(tie, own, c0, c1, 2), -1);  // no nearer than its own: stays
+    float data[6] = {0, 0, 3, 4, 1, 1};
+    uint32_t idx[3] = {0, 1, 2};
+    EXPECT_FLOAT_EQ(drift::radius_of(data, idx, 3, 2, own), 5.0f);
+    EXPECT_FLOAT_EQ(drift::radius_of(data, idx, 0, 2, own), 0.0f);
+}
+
 TEST(Maintenance, RunningMeanAndTemperature) {
     float mean[2] = {1, 1};
     float sum[2] = {6, 0};  // two rows: (3, 0) and (3, 0)
