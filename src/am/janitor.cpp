@@ -220,6 +220,7 @@ void drift_janitor_worker_main(Datum arg) {
     BackgroundWorkerUnblockSignals();
     BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(arg), InvalidOid, 0);
     pgstat_report_activity(STATE_RUNNING, "drift janitor: maintaining drift indexes");
+    ereport(DEBUG1, (errmsg("drift janitor: visiting database %u", MyDatabaseId)));
     StartTransactionCommand();
     PushActiveSnapshot(GetTransactionSnapshot());
     Oid am = get_am_oid("drift", true);

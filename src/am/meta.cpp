@@ -148,6 +148,11 @@ Relation drift_open_index(Oid relid, LOCKMODE lockmode, DriftAccess access) {
                                     get_rel_name(table))));
     }
     Relation index = relation_open(relid, lockmode);
+    if (index->rd_index != NULL && !index->rd_index->indisready) {
+        relation_close(index, lockmode);
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE), errmsg("drift index \"%s\" is not built", name),
+                        errhint("CREATE INDEX CONCURRENTLY is building it, or such a build failed: then drop it or REINDEX it.")));
+    }
     // Dropped and its OID reused between the check and the lock?
     if (index->rd_rel->relkind != RELKIND_INDEX || index->rd_indam == NULL ||
         index->rd_indam->ambuild != drift_ambuild) {
