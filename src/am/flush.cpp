@@ -22,16 +22,14 @@ namespace maint {
 static void finish_flush(Maint *m, BlockNumber head, const uint32 *chains, const BlockNumber *heads, uint32 nchains,
                          uint64 rows) {
     uint64 xid = retire_xid();
-    Buffer mbuf = drift_read_locked(m->index, DRIFT_METAPAGE_BLKNO, BUFFER_LOCK_EXCLUSIVE, DRIFT_PAGE_META, NULL);
-    GenericXLogState *st = GenericXLogStart(m->index);
-    DriftMetaPage mp = DriftPageGetMeta(GenericXLogRegisterBuffer(st, mbuf, 0));
-    mp->l0_head = head;
-    for (uint32 i = 0; i < nchains; i++) retire_chain(mp, chains[i], heads[i], DRIFT_PAGE_L0, xid);
-    mp->flushes++;
-    mp->flushed_rows += rows;
-    mp->generation++;
-    GenericXLogFinish(st);
-    UnlockReleaseBuffer(mbuf);
+    DriftMetaEdit e;
+    drift_meta_begin(m->index, &e);
+    e.meta->l0_head = head;
+    for (uint32 i = 0; i < nchains; i++) retire_chain(e.meta, chains[i], heads[i], DRIFT_PAGE_L0, xid);
+    e.meta->flushes++;
+    e.meta->flushed_rows += rows;
+    e.meta->generation++;
+    drift_meta_finish(&e);
     m->done.flushed += rows;
     refresh(m);
 }
@@ -78,22 +76,20 @@ static void requantize(Maint *m, const Entries *flushing, uint32 train_target = 
     drift::sq8_fit(s.vecs, s.n, dim, info->meta.opt_clip_pct, q, q + dim);
     uint32 chain = alloc_chains(m, 1);
     BlockNumber head = drift_write_blob(m->index, MAIN_FORKNUM, chain, (const char *) q, sizeof(float) * dim * 2, m->wal);
-    Buffer mbuf = drift_read_locked(m->index, DRIFT_METAPAGE_BLKNO, BUFFER_LOCK_EXCLUSIVE, DRIFT_PAGE_META, NULL);
-    GenericXLogState *st = GenericXLogStart(m->index);
-    DriftMetaPage mp = DriftPageGetMeta(GenericXLogRegisterBuffer(st, mbuf, 0));
-    mp->old_quant_head = mp->quant_head;
-    mp->old_quant_chain = mp->quant_chain;
-    mp->quant_head = head;
-    mp->quant_chain = chain;
+    DriftMetaEdit e;
+    drift_meta_begin(m->index, &e);
+    e.meta->old_quant_head = e.meta->quant_head;
+    e.meta->old_quant_chain = e.meta->quant_chain;
+    e.meta->quant_head = head;
+    e.meta->quant_chain = chain;
     if (train_target > 0) {
-        mp->flags |= DRIFT_META_TRAINED;
-        mp->target_bucket = train_target;
+        e.meta->flags |= DRIFT_META_TRAINED;
+        e.meta->target_bucket = train_target;
     } else {
-        mp->requantized++;
+        e.meta->requantized++;
     }
-    mp->generation++;
-    GenericXLogFinish(st);
-    UnlockReleaseBuffer(mbuf);
+    e.meta->generation++;
+    drift_meta_finish(&e);
     m->done.requantized = train_target == 0;
     refresh(m);
 }

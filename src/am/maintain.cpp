@@ -9,6 +9,7 @@ extern "C" {
 #include "access/transam.h"
 #include "access/xlog.h"
 #include "storage/lmgr.h"
+#include "storage/procarray.h"
 #include "tcop/utility.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -17,11 +18,16 @@ extern "C" {
 
 using namespace maint;
 
-// True if no snapshot can be as old as xid (a FullTransactionId as uint64).
-static bool no_snapshot_before(uint64 xid) {
-    // A catalog snapshot of this backend's own would hold the horizon back.
-    InvalidateCatalogSnapshot();
-    return GlobalVisCheckRemovableFullXid(NULL, FullTransactionIdFromU64(xid));
+// The oldest transaction id a snapshot anywhere may still need, as a
+// FullTransactionId (uint64), computed afresh: a janitor pass holds no
+// snapshot, so the horizon its last snapshot saw would be stale and hold
+// back every chain the pass retires.
+static uint64 oldest_needed_xid() {
+    InvalidateCatalogSnapshot();  // (a catalog snapshot of this backend's own would count)
+    FullTransactionId next = ReadNextFullTransactionId();
+    TransactionId oldest = GetOldestNonRemovableTransactionId(NULL);
+    // (oldest is less than 2^31 transactions behind next)
+    return U64FromFullTransactionId(next) - uint32(XidFromFullTransactionId(next) - oldest);
 }
 
 // Releases the retired chains no snapshot can still be reading: frees
@@ -30,14 +36,15 @@ static bool no_snapshot_before(uint64 xid) {
 // list was full) is old enough, a sweep frees its pages.
 static void reclaim(Maint *m) {
     const DriftMetaPageData *meta = &m->info->meta;
-    bool overflow = meta->overflow_chain != 0 &&
-                    no_snapshot_before(uint64(meta->overflow_xid_hi) << 32 | meta->overflow_xid_lo);
+    if (meta->nretired == 0 && meta->overflow_chain == 0) return;
+    uint64 horizon = oldest_needed_xid();
+    bool overflow = meta->overflow_chain != 0 && (uint64(meta->overflow_xid_hi) << 32 | meta->overflow_xid_lo) < horizon;
     uint32 n = meta->nretired, released = 0;
     bool *gone = (bool *) palloc0(sizeof(bool) * Max(n, 1));
     uint64 latest = uint64(meta->released_xid_hi) << 32 | meta->released_xid_lo, newest = 0;
     for (uint32 i = 0; i < n; i++) {
         uint64 xid = uint64(meta->retired[i].xid_hi) << 32 | meta->retired[i].xid_lo;
-        gone[i] = no_snapshot_before(xid);
+        gone[i] = xid < horizon;
         if (gone[i]) newest = Max(newest, xid);
     }
     if (overflow) newest = Max(newest, uint64(meta->overflow_xid_hi) << 32 | meta->overflow_xid_lo);
@@ -57,23 +64,23 @@ static void reclaim(Maint *m) {
         return;
     }
     // Only maintenance edits the list, and this pass holds its lock.
-    Buffer mbuf = drift_read_locked(m->index, DRIFT_METAPAGE_BLKNO, BUFFER_LOCK_EXCLUSIVE, DRIFT_PAGE_META, NULL);
-    GenericXLogState *st = GenericXLogStart(m->index);
-    DriftMetaPage mp = DriftPageGetMeta(GenericXLogRegisterBuffer(st, mbuf, 0));
+    DriftMetaEdit e;
+    drift_meta_begin(m->index, &e);
     uint32 kept = 0;
-    for (uint32 i = 0; i < mp->nretired; i++)
-        if (i >= n || !gone[i]) mp->retired[kept++] = mp->retired[i];
-    mp->nretired = kept;
+    for (uint32 i = 0; i < e.meta->nretired; i++)
+        if (i >= n || !gone[i]) e.meta->retired[kept++] = e.meta->retired[i];
+    e.meta->nretired = kept;
     if (overflow) {
-        latest = Max(latest, uint64(mp->overflow_xid_hi) << 32 | mp->overflow_xid_lo);
-        mp->overflow_chain = mp->overflow_xid_hi = mp->overflow_xid_lo = 0;
+        latest = Max(latest, uint64(e.meta->overflow_xid_hi) << 32 | e.meta->overflow_xid_lo);
+        e.meta->overflow_chain = e.meta->overflow_xid_hi = e.meta->overflow_xid_lo = 0;
     }
-    mp->released_xid_hi = uint32(latest >> 32);
-    mp->released_xid_lo = uint32(latest);
-    GenericXLogFinish(st);
-    UnlockReleaseBuffer(mbuf);
+    e.meta->released_xid_hi = uint32(latest >> 32);
+    e.meta->released_xid_lo = uint32(latest);
+    drift_meta_finish(&e);
     m->done.released += released;
     pfree(gone);
+    // Make the pages just recorded free findable (the map's upper levels).
+    if (released > 0) IndexFreeSpaceMapVacuum(m->index);
     if (overflow) drift_sweep(m->index, NULL, NULL, NULL, NULL);
     refresh(m);
 }
@@ -145,11 +152,10 @@ static void work_buckets(Maint *m) {
 
 // Stamps the time of this pass in the metapage.
 static void stamp(Maint *m) {
-    Buffer mbuf = drift_read_locked(m->index, DRIFT_METAPAGE_BLKNO, BUFFER_LOCK_EXCLUSIVE, DRIFT_PAGE_META, NULL);
-    GenericXLogState *st = GenericXLogStart(m->index);
-    DriftPageGetMeta(GenericXLogRegisterBuffer(st, mbuf, 0))->last_maintenance = GetCurrentTimestamp();
-    GenericXLogFinish(st);
-    UnlockReleaseBuffer(mbuf);
+    DriftMetaEdit e;
+    drift_meta_begin(m->index, &e);
+    e.meta->last_maintenance = GetCurrentTimestamp();
+    drift_meta_finish(&e);
 }
 
 DriftMaintenance drift_maintain_index(Relation index, DriftMaintainMode mode) {

@@ -92,13 +92,11 @@ uint32 live_centroids(Maint *m, uint32 exclude, uint32 **ids, float **cents) {
 // Hands out count new chain ids, durably, before any page carries them (a
 // crash must not let a later chain reuse the id of orphaned pages).
 uint32 alloc_chains(Maint *m, uint32 count) {
-    Buffer mbuf = drift_read_locked(m->index, DRIFT_METAPAGE_BLKNO, BUFFER_LOCK_EXCLUSIVE, DRIFT_PAGE_META, NULL);
-    GenericXLogState *st = GenericXLogStart(m->index);
-    DriftMetaPage mp = DriftPageGetMeta(GenericXLogRegisterBuffer(st, mbuf, 0));
-    uint32 first = mp->next_chain;
-    mp->next_chain += count;
-    GenericXLogFinish(st);
-    UnlockReleaseBuffer(mbuf);
+    DriftMetaEdit e;
+    drift_meta_begin(m->index, &e);
+    uint32 first = e.meta->next_chain;
+    e.meta->next_chain += count;
+    drift_meta_finish(&e);
     return first;
 }
 
@@ -156,7 +154,6 @@ void commit(Maint *m, const EntryUpdate *u, int nu, const MetaChange &c) {
     for (int i = 0; i < nu; i++)
         if (u[i].bucket / meta->dir_cap >= info->ndir && !BufferIsValid(newdir))
             newdir = drift_new_buffer(index, MAIN_FORKNUM);
-    Buffer mbuf = drift_read_locked(index, DRIFT_METAPAGE_BLKNO, BUFFER_LOCK_EXCLUSIVE, DRIFT_PAGE_META, NULL);
     Buffer bufs[4];
     BlockNumber blks[4];
     int nb = 0;
@@ -170,13 +167,14 @@ void commit(Maint *m, const EntryUpdate *u, int nu, const MetaChange &c) {
         if (u[i].bucket / meta->dir_cap < info->ndir) lock_dir(info->dir_blocks[u[i].bucket / meta->dir_cap]);
     if (BufferIsValid(newdir) && info->ndir > 0) lock_dir(info->dir_blocks[info->ndir - 1]);
 
-    GenericXLogState *st = GenericXLogStart(index);
-    DriftMetaPage mp = DriftPageGetMeta(GenericXLogRegisterBuffer(st, mbuf, 0));
+    DriftMetaEdit me;
+    drift_meta_begin(index, &me);
+    DriftMetaPage mp = me.meta;
     Page pages[4];
-    for (int j = 0; j < nb; j++) pages[j] = GenericXLogRegisterBuffer(st, bufs[j], 0);
+    for (int j = 0; j < nb; j++) pages[j] = drift_meta_add(&me, bufs[j], 0);
     Page npage = NULL;
     if (BufferIsValid(newdir)) {
-        npage = GenericXLogRegisterBuffer(st, newdir, GENERIC_XLOG_FULL_IMAGE);
+        npage = drift_meta_add(&me, newdir, GENERIC_XLOG_FULL_IMAGE);
         drift_page_init(npage, DRIFT_PAGE_DIR, 0);
         if (info->ndir == 0) mp->dir_head = BufferGetBlockNumber(newdir);  // a newly trained index's first
         for (int j = 0; j < nb; j++)
@@ -211,10 +209,9 @@ void commit(Maint *m, const EntryUpdate *u, int nu, const MetaChange &c) {
     mp->compactions += c.compactions;
     mp->stolen += c.stolen;
     mp->generation++;
-    GenericXLogFinish(st);
+    drift_meta_finish(&me);
     for (int j = 0; j < nb; j++) UnlockReleaseBuffer(bufs[j]);
     if (BufferIsValid(newdir)) UnlockReleaseBuffer(newdir);
-    UnlockReleaseBuffer(mbuf);
     m->done.splits += c.splits;
     m->done.merges += c.merges;
     m->done.compactions += c.compactions;
@@ -398,14 +395,12 @@ void drop_placed(Maint *m, Entries *e, uint32 exclude) {
 
 // Names bucket b's coming move of rows in the metapage (see complete_move).
 void begin_move(Maint *m, uint32 b, uint16 kind) {
-    Buffer mbuf = drift_read_locked(m->index, DRIFT_METAPAGE_BLKNO, BUFFER_LOCK_EXCLUSIVE, DRIFT_PAGE_META, NULL);
-    GenericXLogState *st = GenericXLogStart(m->index);
-    DriftMetaPage mp = DriftPageGetMeta(GenericXLogRegisterBuffer(st, mbuf, 0));
-    mp->moving_kind = kind;
-    mp->moving_bucket = b;
-    mp->moving_chain = m->info->chains[b];
-    GenericXLogFinish(st);
-    UnlockReleaseBuffer(mbuf);
+    DriftMetaEdit e;
+    drift_meta_begin(m->index, &e);
+    e.meta->moving_kind = kind;
+    e.meta->moving_bucket = b;
+    e.meta->moving_chain = m->info->chains[b];
+    drift_meta_finish(&e);
     refresh(m);
 }
 

@@ -103,18 +103,17 @@ DriftDirSlot drift_dir_slot(const DriftInfo *info, uint32 bucket) {
 }
 
 void drift_set_dimension(Relation index, uint32 dim) {
-    Buffer buf = drift_read_locked(index, DRIFT_METAPAGE_BLKNO, BUFFER_LOCK_EXCLUSIVE, DRIFT_PAGE_META, NULL);
-    DriftMetaPage m = DriftPageGetMeta(BufferGetPage(buf));
-    if (m->dim == 0) {
-        GenericXLogState *st = GenericXLogStart(index);
-        Page page = GenericXLogRegisterBuffer(st, buf, 0);
-        m = DriftPageGetMeta(page);
-        drift_meta_set_dim(m, dim);
-        m->generation++;
-        GenericXLogFinish(st);
+    DriftMetaEdit e;
+    drift_meta_begin(index, &e);
+    uint32 now = e.meta->dim;
+    if (now == 0) {
+        drift_meta_set_dim(e.meta, dim);
+        e.meta->generation++;
+        now = dim;
+        drift_meta_finish(&e);
+    } else {
+        drift_meta_abort(&e);
     }
-    uint32 now = DriftPageGetMeta(BufferGetPage(buf))->dim;
-    UnlockReleaseBuffer(buf);
     if (now != dim)
         ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
                         errmsg("vector has %u dimensions, but index \"%s\" has %u", dim, RelationGetRelationName(index),

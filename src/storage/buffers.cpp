@@ -69,6 +69,9 @@ void drift_check_meta(Relation index, const DriftMetaPageData *meta) {
     char detail[96];
     const char *problem = drift_meta_problem(meta, detail, sizeof(detail));
     if (problem != NULL) drift_corrupt(index, DRIFT_METAPAGE_BLKNO, problem);
+    // Every bucket has a directory entry, and the directory lies in the index.
+    if (meta->nbuckets > 0 && !drift_block_exists(index, BlockNumber((meta->nbuckets - 1) / Max(meta->dir_cap, 1))))
+        drift_corrupt(index, DRIFT_METAPAGE_BLKNO, "The metapage counts more buckets than the index has room for.");
 }
 
 // Copies the first `bytes` bytes of the metapage into *meta and checks them.
@@ -130,6 +133,24 @@ Buffer drift_new_buffer(Relation index, ForkNumber fork) {
     LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
     UnlockRelationForExtension(index, ExclusiveLock);
     return buf;
+}
+
+void drift_meta_begin(Relation index, DriftMetaEdit *e) {
+    e->buf = drift_read_locked(index, DRIFT_METAPAGE_BLKNO, BUFFER_LOCK_EXCLUSIVE, DRIFT_PAGE_META, NULL);
+    e->state = GenericXLogStart(index);
+    e->meta = DriftPageGetMeta(GenericXLogRegisterBuffer(e->state, e->buf, 0));
+}
+
+Page drift_meta_add(DriftMetaEdit *e, Buffer buf, int flags) { return GenericXLogRegisterBuffer(e->state, buf, flags); }
+
+void drift_meta_finish(DriftMetaEdit *e) {
+    GenericXLogFinish(e->state);
+    UnlockReleaseBuffer(e->buf);
+}
+
+void drift_meta_abort(DriftMetaEdit *e) {
+    GenericXLogAbort(e->state);
+    UnlockReleaseBuffer(e->buf);
 }
 
 void drift_read_blob(Relation index, BlockNumber head, char *out, Size nbytes) {

@@ -36,5 +36,28 @@ void drift_log_conflict(Relation index, BlockNumber blkno, uint64 xid);
 // or a new block at the end of fork `fork`. The caller initializes it.
 Buffer drift_new_buffer(Relation index, ForkNumber fork);
 
+// An edit of the metapage: the one way its changes are WAL-logged. The
+// metapage is locked exclusively and a generic WAL record started with it;
+// the caller may add up to three pages it locked before (writers lock chain
+// and directory pages, then the metapage) and edits the copies it gets.
+struct DriftMetaEdit {
+    Buffer buf;
+    GenericXLogState *state;
+    DriftMetaPage meta; /* the copy to edit */
+};
+
+// Locks the metapage and starts its record.
+void drift_meta_begin(Relation index, DriftMetaEdit *e);
+
+// Adds a locked page (flags: GENERIC_XLOG_FULL_IMAGE for a new one) to
+// the record; returns the copy to edit.
+Page drift_meta_add(DriftMetaEdit *e, Buffer buf, int flags);
+
+// Writes the record and unlocks the metapage (the caller unlocks the pages it added).
+void drift_meta_finish(DriftMetaEdit *e);
+
+// Drops the edit unwritten and unlocks the metapage.
+void drift_meta_abort(DriftMetaEdit *e);
+
 // Reads a blob chain starting at head into out (nbytes bytes).
 void drift_read_blob(Relation index, BlockNumber head, char *out, Size nbytes);

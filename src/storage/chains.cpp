@@ -176,7 +176,7 @@ void drift_bucket_append(Relation index, const DriftMetaPageData *meta, DriftDir
     UnlockReleaseBuffer(dbuf);
     Buffer buf = drift_read_locked(index, tail, BUFFER_LOCK_EXCLUSIVE, DRIFT_PAGE_HOT, meta);
     if (DriftPageGetOpaque(BufferGetPage(buf))->chain != chain ||
-        DriftPageGetOpaque(BufferGetPage(buf))->next != InvalidBlockNumber) {
+        DriftPageGetOpaque(BufferGetPage(buf))->next != InvalidBlockNumber || !drift_hot_links_ok(BufferGetPage(buf), tail)) {
         UnlockReleaseBuffer(buf);
         drift_corrupt(index, tail, "A bucket's tail page is not the last page of its chain.");
     }
@@ -278,24 +278,21 @@ uint32 drift_l0_append(Relation index, const DriftMetaPageData *meta, ItemPointe
     BlockNumber tail = meta->l0_tail;
     if (tail == InvalidBlockNumber) {
         // No L0 page yet: create the first one under the metapage lock.
-        Buffer mbuf = drift_read_locked(index, DRIFT_METAPAGE_BLKNO, BUFFER_LOCK_EXCLUSIVE, DRIFT_PAGE_META, NULL);
-        tail = DriftPageGetMeta(BufferGetPage(mbuf))->l0_tail;
+        DriftMetaEdit e;
+        drift_meta_begin(index, &e);
+        tail = e.meta->l0_tail;
         if (tail == InvalidBlockNumber) {
             Buffer nbuf = drift_new_buffer(index, MAIN_FORKNUM);
-            GenericXLogState *st = GenericXLogStart(index);
-            Page mpage = GenericXLogRegisterBuffer(st, mbuf, 0);
-            Page page = GenericXLogRegisterBuffer(st, nbuf, GENERIC_XLOG_FULL_IMAGE);
-            DriftMetaPage m = DriftPageGetMeta(mpage);
-            drift_page_init(page, DRIFT_PAGE_L0, m->l0_chain);
+            Page page = drift_meta_add(&e, nbuf, GENERIC_XLOG_FULL_IMAGE);
+            drift_page_init(page, DRIFT_PAGE_L0, e.meta->l0_chain);
             drift_vec_put(page, meta->dim, 0, tid, vec);
-            m->l0_head = m->l0_tail = BufferGetBlockNumber(nbuf);
-            uint32 pages = ++m->l0_pages;
-            GenericXLogFinish(st);
+            e.meta->l0_head = e.meta->l0_tail = BufferGetBlockNumber(nbuf);
+            uint32 pages = ++e.meta->l0_pages;
+            drift_meta_finish(&e);
             UnlockReleaseBuffer(nbuf);
-            UnlockReleaseBuffer(mbuf);
             return pages;
         }
-        UnlockReleaseBuffer(mbuf);
+        drift_meta_abort(&e);
     }
     Buffer buf = lock_l0_tail(index, tail, meta);
     // L0 never reuses a slot VACUUM freed: positions only grow (the memtable
@@ -308,19 +305,16 @@ uint32 drift_l0_append(Relation index, const DriftMetaPageData *meta, ItemPointe
     }
     // The tail is full: a new tail page of the same chain.
     Buffer nbuf = drift_new_buffer(index, MAIN_FORKNUM);
-    Buffer mbuf = drift_read_locked(index, DRIFT_METAPAGE_BLKNO, BUFFER_LOCK_EXCLUSIVE, DRIFT_PAGE_META, NULL);
-    GenericXLogState *st = GenericXLogStart(index);
-    Page page = GenericXLogRegisterBuffer(st, buf, 0);
-    Page npage = GenericXLogRegisterBuffer(st, nbuf, GENERIC_XLOG_FULL_IMAGE);
-    Page mpage = GenericXLogRegisterBuffer(st, mbuf, 0);
+    DriftMetaEdit e;
+    drift_meta_begin(index, &e);
+    Page page = drift_meta_add(&e, buf, 0);
+    Page npage = drift_meta_add(&e, nbuf, GENERIC_XLOG_FULL_IMAGE);
     drift_page_init(npage, DRIFT_PAGE_L0, DriftPageGetOpaque(page)->chain);
     drift_vec_put(npage, meta->dim, 0, tid, vec);
     DriftPageGetOpaque(page)->next = BufferGetBlockNumber(nbuf);
-    DriftMetaPage m = DriftPageGetMeta(mpage);
-    m->l0_tail = BufferGetBlockNumber(nbuf);
-    uint32 pages = ++m->l0_pages;
-    GenericXLogFinish(st);
-    UnlockReleaseBuffer(mbuf);
+    e.meta->l0_tail = BufferGetBlockNumber(nbuf);
+    uint32 pages = ++e.meta->l0_pages;
+    drift_meta_finish(&e);
     UnlockReleaseBuffer(nbuf);
     UnlockReleaseBuffer(buf);
     return pages;
@@ -331,19 +325,17 @@ BlockNumber drift_l0_close(Relation index, const DriftMetaPageData *meta) {
     // Lock order as in drift_l0_append: tail page, then metapage.
     Buffer buf = lock_l0_tail(index, meta->l0_tail, meta);
     Buffer nbuf = drift_new_buffer(index, MAIN_FORKNUM);
-    Buffer mbuf = drift_read_locked(index, DRIFT_METAPAGE_BLKNO, BUFFER_LOCK_EXCLUSIVE, DRIFT_PAGE_META, NULL);
-    GenericXLogState *st = GenericXLogStart(index);
-    Page page = GenericXLogRegisterBuffer(st, buf, 0);
-    Page npage = GenericXLogRegisterBuffer(st, nbuf, GENERIC_XLOG_FULL_IMAGE);
-    DriftMetaPage m = DriftPageGetMeta(GenericXLogRegisterBuffer(st, mbuf, 0));
-    m->l0_chain = m->next_chain++;
-    drift_page_init(npage, DRIFT_PAGE_L0, m->l0_chain);
+    DriftMetaEdit e;
+    drift_meta_begin(index, &e);
+    Page page = drift_meta_add(&e, buf, 0);
+    Page npage = drift_meta_add(&e, nbuf, GENERIC_XLOG_FULL_IMAGE);
+    e.meta->l0_chain = e.meta->next_chain++;
+    drift_page_init(npage, DRIFT_PAGE_L0, e.meta->l0_chain);
     DriftPageGetOpaque(page)->next = BufferGetBlockNumber(nbuf);
-    m->l0_tail = BufferGetBlockNumber(nbuf);
-    m->l0_pages = 0;
-    GenericXLogFinish(st);
+    e.meta->l0_tail = BufferGetBlockNumber(nbuf);
+    e.meta->l0_pages = 0;
+    drift_meta_finish(&e);
     BlockNumber first = BufferGetBlockNumber(nbuf);
-    UnlockReleaseBuffer(mbuf);
     UnlockReleaseBuffer(nbuf);
     UnlockReleaseBuffer(buf);
     return first;
