@@ -52,6 +52,10 @@ void drift_janitor_mark(Oid db, bool due);
 // launcher, or was last visited every_ms ago; records the visit.
 bool drift_janitor_due(Oid db, int every_ms);
 
+// True if the janitor maintains this server's indexes (preloaded, on, and
+// its launcher running).
+bool drift_janitor_running();
+
 // True if this server has memtable graphs.
 bool drift_memtable_enabled();
 
@@ -162,6 +166,7 @@ struct DriftMaintenance {
     uint64 stolen;    /* rows moved to a new bucket from a neighbour */
     uint32 released;  /* retired chains whose pages were freed */
     bool requantized; /* rows far outside the quantizer's range made it fit a new one */
+    bool more;        /* stopped after its budget of steps with work left */
 };
 
 // How much a maintenance pass does.
@@ -172,8 +177,11 @@ enum DriftMaintainMode {
 };
 
 // One maintenance pass over an index whose maintenance lock the caller
-// holds (drift_lock_maintenance).
-DriftMaintenance drift_maintain_index(Relation index, DriftMaintainMode mode);
+// holds (drift_lock_maintenance), or with steps > 0 a slice of one: it
+// stops after that many bucket steps (d.more then says work is left). A
+// caller that runs each slice in a transaction of its own lets every slice
+// release the chains the earlier ones retired.
+DriftMaintenance drift_maintain_index(Relation index, DriftMaintainMode mode, uint32 steps = 0);
 
 // Takes the index's maintenance lock (ShareUpdateExclusiveLock: one
 // maintainer or VACUUM at a time; inserts and scans go on). Without wait,

@@ -37,6 +37,8 @@ PGDLLEXPORT void drift_janitor_worker_main(Datum);
 
 // A database with no drift work is still visited this often.
 #define JANITOR_REVISIT_MS 60000
+// Time the janitor spends on one index per round before it goes on.
+#define JANITOR_VISIT_MS 10000
 
 // Fills the fields the launcher and its workers share.
 static void janitor_worker(BackgroundWorker *w, const char *fn, const char *name) {
@@ -143,65 +145,86 @@ void drift_janitor_launcher_main(Datum) {
     }
 }
 
-// One maintenance pass over index oid, if its maintenance lock is free,
-// then its memtable graph brought up to date. The caller is in a
-// transaction with no snapshot. L0 is flushed once it holds
-// drift.l0_flush_rows rows, its graph is full, or no row arrived for
-// drift.l0_idle_flush (always without graphs); until then the graph keeps
-// it searchable. In recovery only the graph is built: the primary's
-// maintenance arrives by replay.
-static bool maintain_one(Oid oid) {
-    if (!ConditionalLockRelationOid(oid, AccessShareLock)) return true;  // DROP or REINDEX under way
-    if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(oid))) return false;  // dropped meanwhile
+// What the janitor does for one index over its transactions.
+struct JanitorVisit {
+    Oid oid;
+    bool first;          /* the first slice, which may flush L0 */
+    bool left;           /* work is left: come back next round */
+    NameData name;
+    DriftMaintenance sum;
+};
+
+// Opens index oid if it is there, ready and valid (a CREATE INDEX
+// CONCURRENTLY still building or failed is left alone), else NULL.
+static Relation open_index(Oid oid) {
+    if (!ConditionalLockRelationOid(oid, AccessShareLock)) return NULL;  // DROP or REINDEX under way
+    if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(oid))) return NULL;  // dropped meanwhile
     Relation index = index_open(oid, NoLock);
-    if (!index->rd_index->indisready || !index->rd_index->indisvalid) {  // still being built, or failed
-        index_close(index, NoLock);
-        return true;
-    }
-    bool left = true;
+    if (index->rd_index->indisready && index->rd_index->indisvalid) return index;
+    index_close(index, NoLock);
+    return NULL;
+}
+
+// One slice of maintenance of v's index: at most one bucket step (the
+// first slice also flushes L0 if it is due: past drift.l0_flush_rows, its
+// graph full, or idle for drift.l0_idle_flush; always without graphs). The
+// caller runs each slice in a transaction of its own with no snapshot, so
+// a slice's reclaim releases the chains earlier slices retired as soon as
+// older scans end, and their pages are reused. True if work is left.
+static bool maintain_slice(JanitorVisit *v) {
+    Relation index = open_index(v->oid);
+    if (index == NULL) return false;
+    bool more = false;
+    strlcpy(NameStr(v->name), RelationGetRelationName(index), NAMEDATALEN);
     if (!RecoveryInProgress() && drift_lock_maintenance(index, false)) {
         DriftMetaPageData meta = drift_guard("janitor", [&]() { return drift_info(index)->meta; });
-        bool flush = !drift_memtable_enabled() || drift_l0_due(&meta) || drift_memtable_full(index, &meta) ||
-                     (drift_l0_idle_flush > 0 && drift_memtable_idle(index, &meta, drift_l0_idle_flush));
-        TimestampTz start = GetCurrentTimestamp();
+        bool flush = v->first && (!drift_memtable_enabled() || drift_l0_due(&meta) || drift_memtable_full(index, &meta) ||
+                                  (drift_l0_idle_flush > 0 && drift_memtable_idle(index, &meta, drift_l0_idle_flush)));
         DriftMaintenance d = drift_guard(
-            "janitor", [&]() { return drift_maintain_index(index, flush ? DRIFT_MAINTAIN_ALL : DRIFT_MAINTAIN_KEEP_L0); });
-        long secs;
-        int usecs;
-        TimestampDifference(start, GetCurrentTimestamp(), &secs, &usecs);
-        if (d.flushed || d.splits || d.merges || d.compactions || d.released)
-            ereport(d.splits || d.merges || d.compactions || d.seeded ? LOG : DEBUG1,
-                    (errmsg("drift janitor: index \"%s\": flushed %llu rows, %u splits, %u merges, %u compactions, "
-                            "%u buckets seeded, %llu rows stolen, %u chains released in %.3f s",
-                            RelationGetRelationName(index), (unsigned long long) d.flushed, d.splits, d.merges,
-                            d.compactions, d.seeded, (unsigned long long) d.stolen, d.released, secs + usecs / 1e6)));
+            "janitor", [&]() { return drift_maintain_index(index, flush ? DRIFT_MAINTAIN_ALL : DRIFT_MAINTAIN_KEEP_L0, 1); });
+        v->sum.flushed += d.flushed;
+        v->sum.splits += d.splits;
+        v->sum.merges += d.merges;
+        v->sum.compactions += d.compactions;
+        v->sum.seeded += d.seeded;
+        v->sum.stolen += d.stolen;
+        v->sum.released += d.released;
+        more = d.more;
         // The graph needs no maintenance lock: let VACUUM and drift_maintain in.
         UnlockRelation(index, ShareUpdateExclusiveLock);
-        // Rows still in L0 (a graph to extend, an idle flush to come) or
-        // chains waiting for old snapshots bring the janitor back.
-        meta = drift_guard("janitor", [&]() { return drift_info(index)->meta; });
-        left = meta.l0_pages > 0 || meta.nretired > 0 || meta.overflow_chain != 0;
+    } else {
+        v->left = true;  // its lock was taken
     }
+    index_close(index, NoLock);
+    return more;
+}
+
+// Extends v's index's memtable graph, and notes whether work is left: rows
+// in L0 (a graph to extend, an idle flush to come) or chains waiting for
+// old snapshots. In recovery this is all the janitor does.
+static bool extend_graph(JanitorVisit *v) {
+    Relation index = open_index(v->oid);
+    if (index == NULL) return false;
     // The graph reads L0 pages: a snapshot keeps them from being released.
     PushActiveSnapshot(GetTransactionSnapshot());
     TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), Max(drift_janitor_naptime, 500));
     drift_guard("janitor", [&]() { drift_memtable_extend(index, deadline); });
+    DriftMetaPageData meta = drift_guard("janitor", [&]() { return drift_info(index)->meta; });
+    v->left |= meta.l0_pages > 0 || meta.nretired > 0 || meta.overflow_chain != 0;
     PopActiveSnapshot();
     index_close(index, NoLock);
-    return left;
+    return false;
 }
 
-// maintain_one in a transaction of its own; an error is reported and the
-// janitor goes on with the next index. True if the index has work left.
-static bool maintain_in_transaction(Oid oid) {
+// Runs fn(v) in a transaction of its own and returns its result; an error
+// is reported, and then the result is false.
+static bool in_transaction(bool (*fn)(JanitorVisit *), JanitorVisit *v) {
     MemoryContext ctx = CurrentMemoryContext;
-    volatile bool left = true;
+    volatile bool result = false;
     StartTransactionCommand();
     PG_TRY();
     {
-        // Maintenance itself holds no snapshot (it reads index pages, not
-        // rows), so it does not hold back the release of the chains it retires.
-        left = maintain_one(oid);
+        result = fn(v);
         CommitTransactionCommand();
     }
     PG_CATCH();
@@ -210,9 +233,41 @@ static bool maintain_in_transaction(Oid oid) {
         EmitErrorReport();
         FlushErrorState();
         AbortCurrentTransaction();
+        v->left = true;
     }
     PG_END_TRY();
-    return left;
+    return result;
+}
+
+// Maintains index oid slice by slice (for at most JANITOR_VISIT_MS; the
+// next round goes on), then extends its graph. True if work is left.
+static bool visit_index(Oid oid) {
+    JanitorVisit v;
+    memset(&v, 0, sizeof(v));
+    v.oid = oid;
+    v.first = true;
+    TimestampTz start = GetCurrentTimestamp();
+    while (in_transaction(maintain_slice, &v)) {
+        v.first = false;
+        CHECK_FOR_INTERRUPTS();
+        if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(), JANITOR_VISIT_MS)) {
+            v.left = true;
+            break;
+        }
+    }
+    const DriftMaintenance &d = v.sum;
+    if (d.flushed || d.splits || d.merges || d.compactions || d.released) {
+        long secs;
+        int usecs;
+        TimestampDifference(start, GetCurrentTimestamp(), &secs, &usecs);
+        ereport(d.splits || d.merges || d.compactions || d.seeded ? LOG : DEBUG1,
+                (errmsg("drift janitor: index \"%s\": flushed %llu rows, %u splits, %u merges, %u compactions, "
+                        "%u buckets seeded, %llu rows stolen, %u chains released in %.3f s",
+                        NameStr(v.name), (unsigned long long) d.flushed, d.splits, d.merges, d.compactions, d.seeded,
+                        (unsigned long long) d.stolen, d.released, secs + usecs / 1e6)));
+    }
+    in_transaction(extend_graph, &v);
+    return v.left;
 }
 
 void drift_janitor_worker_main(Datum arg) {
@@ -232,7 +287,7 @@ void drift_janitor_worker_main(Datum arg) {
     drift_janitor_mark(MyDatabaseId, false);
     bool left = false;
     for (int i = 0; i < n; i++) {
-        left |= maintain_in_transaction(oids[i]);
+        left |= visit_index(oids[i]);
         CHECK_FOR_INTERRUPTS();
     }
     if (left) drift_janitor_mark(MyDatabaseId, true);

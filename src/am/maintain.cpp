@@ -9,7 +9,6 @@ extern "C" {
 #include "access/transam.h"
 #include "access/xlog.h"
 #include "storage/lmgr.h"
-#include "storage/procarray.h"
 #include "tcop/utility.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -18,18 +17,6 @@ extern "C" {
 
 using namespace maint;
 
-// The oldest transaction id a snapshot anywhere may still need, as a
-// FullTransactionId (uint64), computed afresh: a janitor pass holds no
-// snapshot, so the horizon its last snapshot saw would be stale and hold
-// back every chain the pass retires.
-static uint64 oldest_needed_xid() {
-    InvalidateCatalogSnapshot();  // (a catalog snapshot of this backend's own would count)
-    FullTransactionId next = ReadNextFullTransactionId();
-    TransactionId oldest = GetOldestNonRemovableTransactionId(NULL);
-    // (oldest is less than 2^31 transactions behind next)
-    return U64FromFullTransactionId(next) - uint32(XidFromFullTransactionId(next) - oldest);
-}
-
 // Releases the retired chains no snapshot can still be reading: frees
 // their pages by walking each chain (the cost is the pages released), then
 // drops them from the list. When the overflow (chains retired while the
@@ -37,7 +24,7 @@ static uint64 oldest_needed_xid() {
 static void reclaim(Maint *m) {
     const DriftMetaPageData *meta = &m->info->meta;
     if (meta->nretired == 0 && meta->overflow_chain == 0) return;
-    uint64 horizon = oldest_needed_xid();
+    uint64 horizon = drift_xid_horizon();  // (a janitor pass has no snapshot to refresh a cached one)
     bool overflow = meta->overflow_chain != 0 && (uint64(meta->overflow_xid_hi) << 32 | meta->overflow_xid_lo) < horizon;
     uint32 n = meta->nretired, released = 0;
     bool *gone = (bool *) palloc0(sizeof(bool) * Max(n, 1));
@@ -94,8 +81,8 @@ static drift::MaintenanceLimits limits(Relation index, const DriftMetaPageData *
 }
 
 // Does the most urgent bucket work until no bucket needs any.
-static void work_buckets(Maint *m) {
-    uint32 cap = 4 * m->info->meta.nbuckets + 64;
+static void work_buckets(Maint *m, uint32 steps) {
+    uint32 cap = 4 * m->info->meta.nbuckets + 64, done = 0;
     uint32 nskip = 2 * cap + m->info->meta.nbuckets;
     bool *skip = (bool *) palloc0(sizeof(bool) * nskip);
     for (uint32 round = 0; round < cap; round++) {
@@ -138,12 +125,19 @@ static void work_buckets(Maint *m) {
             }
             break;
         }
+        if (steps > 0 && done == steps) {
+            m->done.more = true;  // the caller goes on in a new transaction
+            break;
+        }
         switch (best.work) {
             case drift::Work::Split:
-                if (!split(m, which) && which < nskip) skip[which] = true;
+                if (split(m, which))
+                    done++;
+                else if (which < nskip)
+                    skip[which] = true;
                 break;
-            case drift::Work::Compact: compact(m, which); break;
-            case drift::Work::Merge: merge(m, which); break;
+            case drift::Work::Compact: compact(m, which), done++; break;
+            case drift::Work::Merge: merge(m, which), done++; break;
             case drift::Work::None: break;
         }
     }
@@ -158,7 +152,7 @@ static void stamp(Maint *m) {
     drift_meta_finish(&e);
 }
 
-DriftMaintenance drift_maintain_index(Relation index, DriftMaintainMode mode) {
+DriftMaintenance drift_maintain_index(Relation index, DriftMaintainMode mode, uint32 steps) {
     Maint m;
     memset(&m, 0, sizeof(m));
     m.index = index;
@@ -173,7 +167,7 @@ DriftMaintenance drift_maintain_index(Relation index, DriftMaintainMode mode) {
     if (mode != DRIFT_MAINTAIN_KEEP_L0) flush(&m);
     if (m.info->meta.flags & DRIFT_META_TRAINED) {
         m.lim = limits(index, &m.info->meta);
-        if (mode != DRIFT_MAINTAIN_FLUSH) work_buckets(&m);
+        if (mode != DRIFT_MAINTAIN_FLUSH) work_buckets(&m, steps);
     }
     if (mode != DRIFT_MAINTAIN_FLUSH) stamp(&m);
     MemoryContextSwitchTo(old);

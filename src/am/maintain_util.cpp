@@ -13,6 +13,8 @@
 
 extern "C" {
 #include "access/transam.h"
+#include "access/xact.h"
+#include "storage/proc.h"
 #include "utils/memutils.h"
 }
 
@@ -121,13 +123,17 @@ float radius_of(const Entries *e, const uint32 *idx, uint32 n, const float *c) {
     return drift::radius_of(e->vecs, idx, n, e->dim, c);
 }
 
-// The id a chain retired now carries: the next transaction id. A scan that
-// may still read the chain took its snapshot before the retirement, so its
-// xmin is no later than that; once the xid horizon has passed it, no such
-// scan is left and the chain is released. The maintainer needs no xid of
-// its own for this, and holds no snapshot while it works (the janitor), so
-// it can release the chains of its own earlier steps.
-uint64 retire_xid() { return U64FromFullTransactionId(ReadNextFullTransactionId()); }
+// The transaction id a chain retired now carries: the maintainer's own
+// (VACUUM, which must not take one, the next one instead). A scan that may
+// still read the chain took its snapshot while that xid ran, or before, so
+// its xmin is no later than it; once the xid horizon has passed it, no such
+// scan is left and the chain is released. The janitor runs each step in a
+// transaction of its own, so the chains one step retires are released by
+// the next steps as soon as older scans end.
+uint64 retire_xid() {
+    return U64FromFullTransactionId((MyProc->statusFlags & PROC_IN_VACUUM) ? ReadNextFullTransactionId()
+                                                                           : GetTopFullTransactionId());
+}
 
 // Adds a chain (its first page and page type) to the retired list of the
 // metapage being edited, or to the overflow when the list is full.

@@ -304,6 +304,8 @@ void drift_janitor_wake() {
     if (latch != NULL) SetLatch(latch);
 }
 
+bool drift_janitor_running() { return mem != NULL && mem->janitor != NULL && drift_janitor_enabled; }
+
 bool drift_janitor_take_wake() {
     if (mem == NULL || !mem->wake) return false;
     mem->wake = false;

@@ -307,7 +307,16 @@ IndexBulkDeleteResult *drift_amvacuumcleanup(IndexVacuumInfo *info, IndexBulkDel
             stats = (IndexBulkDeleteResult *) palloc0(sizeof(IndexBulkDeleteResult));
             drift_sweep(info->index, info->strategy, count_all, NULL, stats);
         }
-        drift_maintain_index(info->index, DRIFT_MAINTAIN_ALL);
+        // The janitor does the bucket work in steps of their own, each
+        // releasing what the last one replaced; a VACUUM is one
+        // transaction, whose replaced chains all wait for its end. So with
+        // the janitor running, VACUUM flushes L0 and leaves the rest to it.
+        if (drift_janitor_running()) {
+            drift_maintain_index(info->index, DRIFT_MAINTAIN_FLUSH);
+            drift_janitor_wake();
+        } else {
+            drift_maintain_index(info->index, DRIFT_MAINTAIN_ALL);
+        }
         IndexFreeSpaceMapVacuum(info->index);
         stats->num_pages = RelationGetNumberOfBlocks(info->index);
         return stats;

@@ -8,6 +8,7 @@ extern "C" {
 #include "access/transam.h"
 #include "access/xlog.h"
 #include "access/xloginsert.h"
+#include "storage/procarray.h"
 #include "utils/snapmgr.h"
 }
 
@@ -99,12 +100,22 @@ void drift_log_conflict(Relation index, BlockNumber blkno, uint64 xid) {
     XLogInsert(RM_BTREE_ID, XLOG_BTREE_REUSE_PAGE);
 }
 
+uint64 drift_xid_horizon() {
+    InvalidateCatalogSnapshot();  // (a catalog snapshot of this backend's own would count)
+    FullTransactionId next = ReadNextFullTransactionId();
+    TransactionId oldest = GetOldestNonRemovableTransactionId(NULL);
+    // (oldest is less than 2^31 transactions behind next)
+    return U64FromFullTransactionId(next) - uint32(XidFromFullTransactionId(next) - oldest);
+}
+
 // True if a page freed at safexid may be reused now; then logs the reuse
 // as a recovery conflict, so standbys cancel the queries that may still be
-// on the page.
+// on the page. (The cached horizon first; if it says no, a fresh one: a
+// janitor pass holds no snapshot that would refresh the cache.)
 static bool reusable(Relation index, BlockNumber blkno, uint64 safexid) {
     if (safexid == 0) return true;
-    if (!GlobalVisCheckRemovableFullXid(NULL, FullTransactionIdFromU64(safexid))) return false;
+    if (!GlobalVisCheckRemovableFullXid(NULL, FullTransactionIdFromU64(safexid)) && safexid >= drift_xid_horizon())
+        return false;
     drift_log_conflict(index, blkno, safexid);
     return true;
 }

@@ -32,6 +32,11 @@ void drift_check_meta(Relation index, const DriftMetaPageData *meta);
 // pages such queries may read are freed or reused.
 void drift_log_conflict(Relation index, BlockNumber blkno, uint64 xid);
 
+// The oldest transaction id a snapshot anywhere may still need, as a
+// FullTransactionId (uint64), computed afresh. Anything older is gone from
+// every snapshot; this backend's own snapshots count (VACUUM's do not).
+uint64 drift_xid_horizon();
+
 // An exclusively locked page for reuse: a FREE page from the free space map,
 // or a new block at the end of fork `fork`. The caller initializes it.
 Buffer drift_new_buffer(Relation index, ForkNumber fork);
