@@ -18,7 +18,8 @@
 # Environment: QUERIES (per distribution, default 200), SECONDS_PER_POINT
 # (each of the three QPS runs, best kept; default 3), PROBES (default 10),
 # PGVECTOR=0 to skip pgvector even when it is installed, MAINTAINERS
-# (default "janitor drift_maintain none"), ROUNDS (default 0).
+# (default "janitor drift_maintain none"), ROUNDS (default 0), INSERT_BATCH
+# (rows per transaction when rows are inserted; default: one statement).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 make -s tools
@@ -64,6 +65,17 @@ t0=$(now); B -c "INSERT INTO t SELECT * FROM b"; t1=$(now)
 noindex=$(rate "$N" "$t0" "$t1")
 B -c "DROP TABLE t"
 echo "# no index: $noindex rows/s" >&2
+
+# insert_from TABLE FIRST_ID: inserts TABLE's rows into t, in one
+# statement, or with INSERT_BATCH set in transactions of that many rows
+# (ids FIRST_ID on), as rows that stream in would arrive.
+insert_from() {
+    if [ -z "${INSERT_BATCH:-}" ]; then B -c "INSERT INTO t SELECT * FROM $1" >/dev/null; return; fi
+    local lo
+    for ((lo = $2; lo < $2 + N; lo += INSERT_BATCH)); do
+        echo "INSERT INTO t SELECT * FROM $1 WHERE id >= $lo AND id < $((lo + INSERT_BATCH));"
+    done | B -q >/dev/null
+}
 
 # Index size in MB.
 mb() { printf '%.1f' "$(echo "$1 / 1048576" | bc -l)"; }
@@ -121,7 +133,7 @@ scenario() {
     # The janitor, when it is the maintainer, works while the rows arrive.
     [ "$maintain" = janitor ] && B -c "ALTER SYSTEM SET drift.janitor = on" -c "SELECT pg_reload_conf()" >/dev/null
     start_sampling
-    t0=$(now); B -c "INSERT INTO t SELECT * FROM b"; t1=$(now)
+    t0=$(now); insert_from b 0; t1=$(now)
     s_ins=$(isize)
     ins=$(rate "$N" "$t0" "$t1")
     mt0=$(now)
@@ -161,7 +173,8 @@ rounds() {
         B -c "DROP TABLE IF EXISTS c" -c "CREATE TABLE c (id int PRIMARY KEY, v real[])" \
           -c "\\copy c FROM PROGRAM '$(gen "$N" $(( SHIFT * (r + 1) )) $(( N * (r + 1) )))'" >/dev/null
         start_sampling
-        B -c "INSERT INTO t SELECT * FROM c" -c "DELETE FROM t WHERE id < $(( N * r ))" >/dev/null
+        insert_from c $(( N * (r + 1) ))
+        B -c "DELETE FROM t WHERE id < $(( N * r ))" >/dev/null
         settle janitor
         B -c "VACUUM t" >/dev/null
         settle janitor
