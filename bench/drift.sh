@@ -133,7 +133,7 @@ scenario() {
     # The janitor, when it is the maintainer, works while the rows arrive.
     [ "$maintain" = janitor ] && B -c "ALTER SYSTEM SET drift.janitor = on" -c "SELECT pg_reload_conf()" >/dev/null
     start_sampling
-    t0=$(now); insert_from b 0; t1=$(now)
+    t0=$(now); insert_from b "$N"; t1=$(now)
     s_ins=$(isize)
     ins=$(rate "$N" "$t0" "$t1")
     mt0=$(now)
