@@ -127,16 +127,25 @@ Buffer drift_new_buffer(Relation index, ForkNumber fork) {
             if (blkno == InvalidBlockNumber) break;
             Buffer buf = ReadBuffer(index, blkno);
             // Never wait here: the caller may hold other page locks.
-            if (ConditionalLockBuffer(buf)) {
-                Page page = BufferGetPage(buf);
-                int type = drift_page_type(page);
-                if (type == 0) return buf;
-                // A page freed while older snapshots ran is left until they
-                // end (the next VACUUM records it again).
-                if (type == DRIFT_PAGE_FREE && reusable(index, blkno, drift_page_free_xid(page))) return buf;
-                LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+            if (!ConditionalLockBuffer(buf)) {
+                // (a scan is stepping over it): keep it in the map for later
+                ReleaseBuffer(buf);
+                RecordFreeIndexPage(index, blkno);
+                break;
             }
-            ReleaseBuffer(buf);
+            Page page = BufferGetPage(buf);
+            int type = drift_page_type(page);
+            if (type == 0) return buf;
+            if (type == DRIFT_PAGE_FREE) {
+                if (reusable(index, blkno, drift_page_free_xid(page))) return buf;
+                // Freed while snapshots still running began (this one's own,
+                // perhaps): it stays in the map for later, and the index
+                // grows by one page this time.
+                UnlockReleaseBuffer(buf);
+                RecordFreeIndexPage(index, blkno);
+                break;
+            }
+            UnlockReleaseBuffer(buf);  // in use again: a stale entry of the map
         }
     }
     LockRelationForExtension(index, ExclusiveLock);
