@@ -21,9 +21,10 @@ namespace maint {
 // first pages) and counts the flush.
 static void finish_flush(Maint *m, BlockNumber head, const uint32 *chains, const BlockNumber *heads, uint32 nchains,
                          uint64 rows) {
-    uint64 xid = retire_xid();
+    (void) retire_xid();  // (takes the maintainer's xid before any page is locked)
     DriftMetaEdit e;
     drift_meta_begin(m->index, &e);
+    uint64 xid = retire_xid();  // under the metapage lock: no scan can take its view in between
     e.meta->l0_head = head;
     for (uint32 i = 0; i < nchains; i++) retire_chain(e.meta, chains[i], heads[i], DRIFT_PAGE_L0, xid);
     e.meta->flushes++;

@@ -127,7 +127,9 @@ float radius_of(const Entries *e, const uint32 *idx, uint32 n, const float *c) {
 // (VACUUM, which must not take one, the next one instead). A scan that may
 // still read the chain took its snapshot while that xid ran, or before, so
 // its xmin is no later than it; once the xid horizon has passed it, no such
-// scan is left and the chain is released. The janitor runs each step in a
+// scan is left and the chain is released. (VACUUM reads the next xid with
+// the metapage locked: a scan whose snapshot is newer reads the new view.)
+// The janitor runs each step in a
 // transaction of its own, so the chains one step retires are released by
 // the next steps as soon as older scans end.
 uint64 retire_xid() {
@@ -155,7 +157,7 @@ void commit(Maint *m, const EntryUpdate *u, int nu, const MetaChange &c) {
     Relation index = m->index;
     const DriftInfo *info = m->info;
     const DriftMetaPageData *meta = &info->meta;
-    uint64 xid = retire_xid();
+    (void) retire_xid();  // (takes the maintainer's xid before any page is locked)
     Buffer newdir = InvalidBuffer;
     for (int i = 0; i < nu; i++)
         if (u[i].bucket / meta->dir_cap >= info->ndir && !BufferIsValid(newdir))
@@ -175,6 +177,7 @@ void commit(Maint *m, const EntryUpdate *u, int nu, const MetaChange &c) {
 
     DriftMetaEdit me;
     drift_meta_begin(index, &me);
+    uint64 xid = retire_xid();  // under the metapage lock: no scan can take its view in between
     DriftMetaPage mp = me.meta;
     Page pages[4];
     for (int j = 0; j < nb; j++) pages[j] = drift_meta_add(&me, bufs[j], 0);

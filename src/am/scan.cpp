@@ -361,9 +361,9 @@ static bool next_batch(IndexScanDesc scan) {
         std::sort(so->results, so->results + so->nresults,
                   [](const ScanResult &a, const ScanResult &b) { return a.dist < b.dist; });
         // A row farther than a candidate not re-ranked yet may be waits: that
-        // candidate's row may be nearer. With the probed buckets used up, the
-        // next ones are probed first, for the same reason.
-        if (so->candpos == so->ncands && so->probed < so->max_probes) continue;
+        // candidate's row may be nearer. With the probed buckets used up,
+        // every row is ready (further buckets are probed only when the
+        // executor asks for more rows: drift.probes bounds a query's work).
         float bound = next_bound(so);
         while (so->nready < so->nresults && !(so->results[so->nready].dist > bound)) so->nready++;
         if (so->nready > 0) return true;

@@ -102,10 +102,12 @@ void drift_log_conflict(Relation index, BlockNumber blkno, uint64 xid) {
 
 uint64 drift_xid_horizon() {
     InvalidateCatalogSnapshot();  // (a catalog snapshot of this backend's own would count)
-    FullTransactionId next = ReadNextFullTransactionId();
+    // (oldest first: read after it, next is never older than it, and oldest
+    // is less than 2^31 transactions behind)
     TransactionId oldest = GetOldestNonRemovableTransactionId(NULL);
-    // (oldest is less than 2^31 transactions behind next)
-    return U64FromFullTransactionId(next) - uint32(XidFromFullTransactionId(next) - oldest);
+    FullTransactionId next = ReadNextFullTransactionId();
+    int32 behind = int32(XidFromFullTransactionId(next) - oldest);
+    return U64FromFullTransactionId(next) - uint32(Max(behind, 0));
 }
 
 // True if a page freed at safexid may be reused now; then logs the reuse

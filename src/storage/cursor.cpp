@@ -75,7 +75,7 @@ Page drift_cursor_next(DriftCursor *c) {
         if (c->chain != 0 && DriftPageGetOpaque(page)->chain != c->chain)
             cursor_corrupt(c, blkno, "A page of another chain is linked into this one.");
         if (c->type == DRIFT_PAGE_HOT && !drift_hot_links_ok(page, blkno))
-            cursor_corrupt(c, blkno, "A bucket page links to itself or the metapage as a cold page.");
+            cursor_corrupt(c, blkno, "A bucket page links to itself, the metapage or one page twice as cold pages.");
         return page;
     }
 }

@@ -279,12 +279,15 @@ int drift_page_type(Page page);
 const char *drift_page_problem(Page page, uint16 type, const DriftMetaPageData *meta, char *buf, Size buflen);
 
 // True if the cold page links of hot page `page` (block self) are
-// plausible: none is the page itself or the metapage. (A link to itself
+// plausible: none is the page itself, the metapage, or another's twin. (A link to itself
 // would make a writer that holds the page wait for its own lock.)
 inline bool drift_hot_links_ok(Page page, BlockNumber self) {
     const DriftHotHeader *h = drift_hot_header(page);
-    for (uint16 i = 0; i < h->ncold && i < DRIFT_MAX_COLD_PER_HOT; i++)
+    for (uint16 i = 0; i < h->ncold && i < DRIFT_MAX_COLD_PER_HOT; i++) {
         if (h->cold[i] == self || h->cold[i] == DRIFT_METAPAGE_BLKNO) return false;
+        for (uint16 j = 0; j < i; j++)
+            if (h->cold[j] == h->cold[i]) return false;  // (a page locked twice)
+    }
     return true;
 }
 
