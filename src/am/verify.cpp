@@ -237,7 +237,7 @@ Datum drift_verify(PG_FUNCTION_ARGS) {
         UnlockReleaseBuffer(buf);
         v.seen[DRIFT_METAPAGE_BLKNO] = true;
         if (problem == NULL) problem = drift_meta_problem(&v.meta, detail, sizeof(detail));
-        if (problem == NULL && v.meta.nbuckets > 0 && (v.meta.nbuckets - 1) / Max(v.meta.dir_cap, 1) >= v.nblocks)
+        if (problem == NULL && drift_dir_min_blocks(&v.meta) > v.nblocks)
             problem = "The metapage counts more buckets than the index has room for.";
         if (problem != NULL)
             report(&v, DRIFT_METAPAGE_BLKNO, "%s", problem);

@@ -71,7 +71,8 @@ void drift_check_meta(Relation index, const DriftMetaPageData *meta) {
     const char *problem = drift_meta_problem(meta, detail, sizeof(detail));
     if (problem != NULL) drift_corrupt(index, DRIFT_METAPAGE_BLKNO, problem);
     // Every bucket has a directory entry, and the directory lies in the index.
-    if (meta->nbuckets > 0 && !drift_block_exists(index, BlockNumber((meta->nbuckets - 1) / Max(meta->dir_cap, 1))))
+    BlockNumber need = drift_dir_min_blocks(meta);
+    if (need > 0 && !drift_block_exists(index, need - 1))
         drift_corrupt(index, DRIFT_METAPAGE_BLKNO, "The metapage counts more buckets than the index has room for.");
 }
 

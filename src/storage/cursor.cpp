@@ -80,13 +80,6 @@ Page drift_cursor_next(DriftCursor *c) {
     }
 }
 
-void drift_cursor_unlock(DriftCursor *c) {
-    if (!c->locked) return;
-    c->next = DriftPageGetOpaque(BufferGetPage(c->buf))->next;
-    LockBuffer(c->buf, BUFFER_LOCK_UNLOCK);
-    c->locked = false;
-}
-
 void drift_cursor_end(DriftCursor *c) {
     if (BufferIsValid(c->buf)) {
         if (c->locked) LockBuffer(c->buf, BUFFER_LOCK_UNLOCK);

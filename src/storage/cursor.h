@@ -38,9 +38,5 @@ Page drift_cursor_next(DriftCursor *c);
 // The block number of the current page.
 inline BlockNumber drift_cursor_block(const DriftCursor *c) { return BufferGetBlockNumber(c->buf); }
 
-// Unlocks the current page, keeping it pinned: the walk goes on from the
-// link it holds now (for callers that read other pages before moving on).
-void drift_cursor_unlock(DriftCursor *c);
-
 // Ends a walk early, releasing the current page.
 void drift_cursor_end(DriftCursor *c);

@@ -23,7 +23,8 @@ static const char *read_once(Relation index, DriftDirectory *out, bool centroids
     uint32 dim = meta->dim, n = Max(meta->nbuckets, 1u);
     out->entries = (DriftDirEntryData *) palloc(sizeof(DriftDirEntryData) * n);
     out->centroids = centroids ? (float *) MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * Size(dim) * n) : NULL;
-    out->blocks = (BlockNumber *) palloc(sizeof(BlockNumber) * (meta->nbuckets / Max(meta->dir_cap, 1) + 1));
+    BlockNumber need = drift_dir_min_blocks(meta);
+    out->blocks = (BlockNumber *) palloc(sizeof(BlockNumber) * Max(need, 1));
     out->nblocks = 0;
     uint32 b = 0;
     DriftCursor c;
@@ -32,7 +33,7 @@ static const char *read_once(Relation index, DriftDirectory *out, bool centroids
         *where = drift_cursor_block(&c);
         uint32 k = drift_dir_header(page)->nentries;
         // Every page but the last is full, so the page count follows from nbuckets.
-        if (b + k > meta->nbuckets || out->nblocks > meta->nbuckets / Max(meta->dir_cap, 1)) {
+        if (b + k > meta->nbuckets || out->nblocks >= need) {
             drift_cursor_end(&c);
             return "The directory holds more buckets than the metapage says.";
         }

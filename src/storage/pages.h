@@ -220,6 +220,12 @@ static_assert(sizeof(ItemPointerData) == 6 && offsetof(DriftVecEntryData, vec) =
 #define DRIFT_PAGE_USABLE (BLCKSZ - MAXALIGN(SizeOfPageHeaderData) - MAXALIGN(sizeof(DriftPageOpaqueData)))
 static_assert(sizeof(DriftMetaPageData) <= DRIFT_PAGE_USABLE, "the metapage fits its page");
 
+// Blocks the directory of meta's buckets needs at the least (each page
+// but the last is full): an index with fewer is corrupt.
+inline BlockNumber drift_dir_min_blocks(const DriftMetaPageData *meta) {
+    return meta->nbuckets == 0 ? 0 : (meta->nbuckets - 1) / Max(meta->dir_cap, 1) + 1;
+}
+
 // Size of one directory entry of a dim-dimensional index.
 inline Size drift_dir_stride(uint32 dim) { return MAXALIGN(offsetof(DriftDirEntryData, centroid) + sizeof(float4) * dim); }
 
