@@ -25,22 +25,22 @@ static void reclaim(Maint *m) {
     const DriftMetaPageData *meta = &m->info->meta;
     if (meta->nretired == 0 && meta->overflow_chain == 0) return;
     uint64 horizon = drift_xid_horizon();  // (a janitor pass has no snapshot to refresh a cached one)
-    bool overflow = meta->overflow_chain != 0 && (uint64(meta->overflow_xid_hi) << 32 | meta->overflow_xid_lo) < horizon;
+    bool overflow = meta->overflow_chain != 0 && drift_xid64(meta->overflow_xid_hi, meta->overflow_xid_lo) < horizon;
     uint32 n = meta->nretired, released = 0;
     bool *gone = (bool *) palloc0(sizeof(bool) * Max(n, 1));
-    uint64 latest = uint64(meta->released_xid_hi) << 32 | meta->released_xid_lo, newest = 0;
+    uint64 latest = drift_xid64(meta->released_xid_hi, meta->released_xid_lo), newest = 0;
     for (uint32 i = 0; i < n; i++) {
-        uint64 xid = uint64(meta->retired[i].xid_hi) << 32 | meta->retired[i].xid_lo;
+        uint64 xid = drift_xid64(meta->retired[i].xid_hi, meta->retired[i].xid_lo);
         gone[i] = xid < horizon;
         if (gone[i]) newest = Max(newest, xid);
     }
-    if (overflow) newest = Max(newest, uint64(meta->overflow_xid_hi) << 32 | meta->overflow_xid_lo);
+    if (overflow) newest = Max(newest, drift_xid64(meta->overflow_xid_hi, meta->overflow_xid_lo));
     // Standby queries as old as these chains' retirement may be reading them.
     if (newest != 0) drift_log_conflict(m->index, DRIFT_METAPAGE_BLKNO, newest);
     for (uint32 i = 0; i < n; i++) {
         if (!gone[i]) continue;
         const DriftRetired &r = meta->retired[i];
-        uint64 xid = uint64(r.xid_hi) << 32 | r.xid_lo;
+        uint64 xid = drift_xid64(r.xid_hi, r.xid_lo);
         CHECK_FOR_INTERRUPTS();
         drift_release_chain(m->index, meta, r.head, r.chain, r.type, xid);
         released++;
@@ -58,7 +58,7 @@ static void reclaim(Maint *m) {
         if (i >= n || !gone[i]) e.meta->retired[kept++] = e.meta->retired[i];
     e.meta->nretired = kept;
     if (overflow) {
-        latest = Max(latest, uint64(e.meta->overflow_xid_hi) << 32 | e.meta->overflow_xid_lo);
+        latest = Max(latest, drift_xid64(e.meta->overflow_xid_hi, e.meta->overflow_xid_lo));
         e.meta->overflow_chain = e.meta->overflow_xid_hi = e.meta->overflow_xid_lo = 0;
     }
     e.meta->released_xid_hi = uint32(latest >> 32);

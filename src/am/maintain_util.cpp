@@ -145,7 +145,7 @@ void retire_chain(DriftMetaPage mp, uint32 chain, BlockNumber head, uint16 type,
         return;
     }
     mp->overflow_chain = Max(mp->overflow_chain, chain + 1);
-    uint64 o = Max(uint64(mp->overflow_xid_hi) << 32 | mp->overflow_xid_lo, xid);
+    uint64 o = Max(drift_xid64(mp->overflow_xid_hi, mp->overflow_xid_lo), xid);
     mp->overflow_xid_hi = uint32(o >> 32);
     mp->overflow_xid_lo = uint32(o);
 }

@@ -226,7 +226,7 @@ void drift_sweep(Relation index, BufferAccessStrategy strategy, IndexBulkDeleteC
             // A page of a released or never-linked chain (not in the retired
             // list or its overflow): garbage. Snapshots
             // that could reach it are older than the chain's release.
-            drift_free_pages(index, &buf, 1, uint64(meta.released_xid_hi) << 32 | meta.released_xid_lo);
+            drift_free_pages(index, &buf, 1, drift_xid64(meta.released_xid_hi, meta.released_xid_lo));
             if (stats) stats->pages_newly_deleted++, stats->pages_deleted++, stats->pages_free++;
             continue;
         }

@@ -75,7 +75,7 @@ void drift_page_set_free(Page page, uint64 safexid) {
 
 uint64 drift_page_free_xid(Page page) {
     const DriftFreeData *f = (const DriftFreeData *) PageGetContents(page);
-    return uint64(f->xid_hi) << 32 | f->xid_lo;
+    return drift_xid64(f->xid_hi, f->xid_lo);
 }
 
 void drift_page_set_bounds(Page page, uint32 dim) {

@@ -132,6 +132,9 @@ typedef DriftMetaPageData *DriftMetaPage;
 
 #define DriftPageGetMeta(page) ((DriftMetaPage) PageGetContents(page))
 
+// A FullTransactionId stored as two uint32 halves, as a uint64.
+inline uint64 drift_xid64(uint32 hi, uint32 lo) { return uint64(hi) << 32 | lo; }
+
 // Contents of a FREE page: the next transaction id when it was freed (a
 // FullTransactionId in two halves; 0 for a page no reader can reach). The
 // page is reused only once no snapshot is that old, and its reuse is
