@@ -164,14 +164,16 @@ ratio() { printf '%.2fx' "$(echo "$1 / $2" | bc -l)"; }
 
 # rounds CREATE: ROUNDS more rounds of drift on the janitor's index (from
 # its REINDEX above): each inserts N rows shifted further and deletes the
-# oldest N, settles, and reports the peak and settled size against a fresh
-# build on the same rows.
+# oldest N, settles, and reports the peak size against a fresh build on the
+# rows the table held at the peak (before the delete) and the settled size
+# against a fresh build on the rows left.
 rounds() {
-    local create=$1 r peak settled fresh
+    local create=$1 r peak settled fresh fresh_peak
     B -c "ALTER SYSTEM SET drift.janitor = on" -c "SELECT pg_reload_conf()" >/dev/null
     for r in $(seq 1 "$ROUNDS"); do
         B -c "DROP TABLE IF EXISTS c" -c "CREATE TABLE c (id int PRIMARY KEY, v real[])" \
           -c "\\copy c FROM PROGRAM '$(gen "$N" $(( SHIFT * (r + 1) )) $(( N * (r + 1) )))'" >/dev/null
+        B -c "DROP TABLE IF EXISTS p" -c "CREATE TABLE p AS SELECT * FROM t UNION ALL SELECT * FROM c" >/dev/null
         start_sampling
         insert_from c $(( N * (r + 1) ))
         B -c "DELETE FROM t WHERE id < $(( N * r ))" >/dev/null
@@ -181,7 +183,8 @@ rounds() {
         peak=$(stop_sampling)
         settled=$(isize)
         fresh=$(fresh_size "$create")
-        sizes+=("| round $r (+$N shifted, -$N oldest) | | | $(mb "$peak") ($(ratio "$peak" "$fresh")) | $(mb "$settled") ($(ratio "$settled" "$fresh")) | $(mb "$fresh") |")
+        fresh_peak=$(fresh_size "${create/ON t /ON p }")
+        sizes+=("| round $r (+$N shifted, -$N oldest) | | | $(mb "$peak") ($(ratio "$peak" "$fresh_peak")) | $(mb "$settled") ($(ratio "$settled" "$fresh")) | $(mb "$fresh_peak") at the peak, $(mb "$fresh") settled |")
         echo "# ${sizes[-1]}" >&2
     done
     B -c "ALTER SYSTEM SET drift.janitor = off" -c "SELECT pg_reload_conf()" >/dev/null

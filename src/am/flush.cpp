@@ -148,8 +148,8 @@ static void seed(Maint *m, const Entries *e, const uint32 *idx, uint32 n, uint32
 }
 
 // Flush: moves every L0 row into the bucket of its nearest centroid.
-void flush(Maint *m) {
-    if (l0_empty(m)) return;
+void flush(Maint *m, bool force) {
+    if (l0_empty(m) && !(force && m->info->meta.l0_tail != InvalidBlockNumber)) return;
     bool trained = (m->info->meta.flags & DRIFT_META_TRAINED) != 0;
     if (!trained && drift_l0_estimate(&m->info->meta, m->info->meta.l0_pages) < DRIFT_TRAIN_ROWS) return;
     BlockNumber stop = drift_l0_close(m->index, &m->info->meta);

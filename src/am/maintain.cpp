@@ -7,6 +7,8 @@
 
 extern "C" {
 #include "access/transam.h"
+#include "access/xact.h"
+#include "storage/proc.h"
 #include "access/xlog.h"
 #include "storage/lmgr.h"
 #include "tcop/utility.h"
@@ -29,11 +31,18 @@ static void reclaim(Maint *m) {
     uint32 n = meta->nretired, released = 0;
     bool *gone = (bool *) palloc0(sizeof(bool) * Max(n, 1));
     uint64 latest = drift_xid64(meta->released_xid_hi, meta->released_xid_lo), newest = 0;
+    bool unseen = false;  // a chain retired under an xid no transaction has taken yet
+    uint64 next = U64FromFullTransactionId(ReadNextFullTransactionId());
     for (uint32 i = 0; i < n; i++) {
         uint64 xid = drift_xid64(meta->retired[i].xid_hi, meta->retired[i].xid_lo);
         gone[i] = xid < horizon;
         if (gone[i]) newest = Max(newest, xid);
+        unseen |= xid >= next;
     }
+    // VACUUM retires under the next xid (it may not take one). Until some
+    // transaction takes it, the horizon cannot pass it: on an idle server,
+    // never. So this pass takes it, and the next one releases the chains.
+    if (unseen && !(MyProc->statusFlags & PROC_IN_VACUUM) && !IsInParallelMode()) (void) GetTopTransactionId();
     if (overflow) newest = Max(newest, drift_xid64(meta->overflow_xid_hi, meta->overflow_xid_lo));
     // Standby queries as old as these chains' retirement may be reading them.
     if (newest != 0) drift_log_conflict(m->index, DRIFT_METAPAGE_BLKNO, newest);
@@ -66,8 +75,12 @@ static void reclaim(Maint *m) {
     drift_meta_finish(&e);
     m->done.released += released;
     pfree(gone);
-    // Make the pages just recorded free findable (the map's upper levels).
-    if (released > 0) IndexFreeSpaceMapVacuum(m->index);
+    // Make the pages just recorded free findable (the map's upper levels),
+    // and give back those at the end of the index before anyone reuses them.
+    if (released > 0) {
+        IndexFreeSpaceMapVacuum(m->index);
+        m->done.truncated += drift_truncate_free_tail(m->index);
+    }
     if (overflow) drift_sweep(m->index, NULL, NULL, NULL, NULL);
     refresh(m);
 }
@@ -164,12 +177,23 @@ DriftMaintenance drift_maintain_index(Relation index, DriftMaintainMode mode, ui
     MemoryContext old = MemoryContextSwitchTo(ctx);
     reclaim(&m);
     if (m.info->meta.flags & DRIFT_META_TRAINED) complete_move(&m);
-    if (mode != DRIFT_MAINTAIN_KEEP_L0) flush(&m);
-    if (m.info->meta.flags & DRIFT_META_TRAINED) {
-        m.lim = limits(index, &m.info->meta);
-        if (mode != DRIFT_MAINTAIN_FLUSH) work_buckets(&m, steps);
+    if (mode == DRIFT_MAINTAIN_SHRINK) {
+        if (m.info->meta.flags & DRIFT_META_TRAINED) shrink(&m);
+    } else {
+        if (mode != DRIFT_MAINTAIN_KEEP_L0) flush(&m);
+        if (m.info->meta.flags & DRIFT_META_TRAINED) {
+            m.lim = limits(index, &m.info->meta);
+            if (mode != DRIFT_MAINTAIN_FLUSH) work_buckets(&m, steps);
+            // A shrink VACUUM began goes on once what it moved is released.
+            const DriftMetaPageData *mt = &m.info->meta;
+            if (mode != DRIFT_MAINTAIN_FLUSH && !m.done.more && (mt->flags & DRIFT_META_SHRINKING)) {
+                m.done.truncated += drift_truncate_free_tail(index);
+                if (mt->nretired == 0 && mt->overflow_chain == 0 && (m.done.released > 0 || m.done.truncated > 0))
+                    shrink(&m);
+            }
+        }
+        if (mode != DRIFT_MAINTAIN_FLUSH) stamp(&m);
     }
-    if (mode != DRIFT_MAINTAIN_FLUSH) stamp(&m);
     MemoryContextSwitchTo(old);
     MemoryContextDelete(ctx);
     return m.done;

@@ -113,13 +113,19 @@ void drop_placed(Maint *m, Entries *e, uint32 exclude = PG_UINT32_MAX);
 // Names bucket b's coming move of rows in the metapage.
 void begin_move(Maint *m, uint32 b, uint16 kind);
 
-// Flush: moves every L0 row into the bucket of its nearest centroid (src/am/flush.cpp).
-void flush(Maint *m);
+// Flush: moves every L0 row into the bucket of its nearest centroid
+// (src/am/flush.cpp). With force, an empty L0 is closed too, so that L0
+// goes on in a new page (shrinking moves L0 this way).
+void flush(Maint *m, bool force = false);
 
 // Bucket steps (src/am/buckets.cpp).
 bool split(Maint *m, uint32 b);
 void compact(Maint *m, uint32 b);
 void merge(Maint *m, uint32 b);
 void complete_move(Maint *m);
+
+// Shrinking: moves the bucket chains, directory pages and L0 at the end of
+// the index into free pages before it (src/am/shrink.cpp).
+void shrink(Maint *m);
 
 }  // namespace maint

@@ -317,7 +317,11 @@ IndexBulkDeleteResult *drift_amvacuumcleanup(IndexVacuumInfo *info, IndexBulkDel
         } else {
             drift_maintain_index(info->index, DRIFT_MAINTAIN_ALL);
         }
+        // Bucket chains at the end of the index move before it; once the
+        // next pass releases their old pages, the end is given back.
+        drift_maintain_index(info->index, DRIFT_MAINTAIN_SHRINK);
         IndexFreeSpaceMapVacuum(info->index);
+        drift_truncate_free_tail(info->index);
         stats->num_pages = RelationGetNumberOfBlocks(info->index);
         return stats;
     });

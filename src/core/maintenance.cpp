@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "distance.hpp"
@@ -89,6 +91,25 @@ float radius_of(const float *data, const uint32_t *idx, size_t n, size_t dim, co
     float r = 0;
     for (size_t i = 0; i < n; i++) r = std::max(r, order_distance(Metric::L2, data + size_t(idx[i]) * dim, c, dim));
     return std::sqrt(r);
+}
+
+ShrinkPlan shrink_plan(const PageUse *use, const uint32_t *chain, uint32_t npages, uint32_t min_gain) {
+    uint32_t free_total = 0;
+    std::unordered_map<uint32_t, uint32_t> size;  // pages per movable chain
+    for (uint32_t i = 0; i < npages; i++) {
+        if (use[i] == PageUse::Free) free_total++;
+        if (use[i] == PageUse::Movable) size[chain[i]]++;
+    }
+    std::unordered_set<uint32_t> moved;
+    ShrinkPlan best{npages, 0};
+    uint32_t need = 0, free_above = 0;
+    for (uint32_t c = npages; c-- > 1;) {
+        if (use[c] == PageUse::Fixed) break;
+        if (use[c] == PageUse::Free) free_above++;
+        if (use[c] == PageUse::Movable && moved.insert(chain[c]).second) need += size[chain[c]];
+        if (need <= free_total - free_above && npages - c >= min_gain) best = {c, need};
+    }
+    return best;
 }
 
 }  // namespace drift

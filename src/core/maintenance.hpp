@@ -75,4 +75,24 @@ int steal_target(const float *v, const float *own, const float *c0, const float 
 // (n x dim) listed in idx to c.
 float radius_of(const float *data, const uint32_t *idx, size_t n, size_t dim, const float *c);
 
+// How VACUUM sees one page when it plans to give the end of an index back.
+enum class PageUse : uint8_t {
+    Free,     // free, and reusable now as a target of relocation
+    Waiting,  // free, but a snapshot may still read it: not a target yet
+    Movable,  // a page of a live bucket chain, which a rewrite can move
+    Fixed     // anything else (metapage, directory, quantizer, L0, retired chains)
+};
+
+// Shrinking: the first page of the end to give back, and what moving
+// there costs. Every chain with a page at or past `cut` is rewritten into
+// free pages before it (a rewrite takes as many pages as the chain has),
+// so the cut is the lowest one whose chains fit in the reusable pages
+// below it, with no fixed page at or past it. cut == npages: nothing to do
+// (or less than min_gain pages to win).
+struct ShrinkPlan {
+    uint32_t cut;
+    uint32_t moved_pages;  // pages of the chains to rewrite
+};
+ShrinkPlan shrink_plan(const PageUse *use, const uint32_t *chain, uint32_t npages, uint32_t min_gain);
+
 }  // namespace drift

@@ -7,7 +7,10 @@ extern "C" {
 #include "access/nbtxlog.h"
 #include "access/transam.h"
 #include "access/xlog.h"
+#include "access/xact.h"
 #include "access/xloginsert.h"
+#include "catalog/storage.h"
+#include "storage/lmgr.h"
 #include "storage/procarray.h"
 #include "utils/snapmgr.h"
 }
@@ -156,6 +159,35 @@ Buffer drift_new_buffer(Relation index, ForkNumber fork) {
     LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
     UnlockRelationForExtension(index, ExclusiveLock);
     return buf;
+}
+
+// The free pages (FREE, or never initialized) that end the index's first
+// nblocks blocks, counted back from the last up to `enough`.
+static BlockNumber free_tail(Relation index, BlockNumber nblocks, BlockNumber enough) {
+    BlockNumber n = 0;
+    while (n < enough && nblocks - n > DRIFT_METAPAGE_BLKNO + 1) {
+        Buffer buf = ReadBuffer(index, nblocks - n - 1);
+        LockBuffer(buf, BUFFER_LOCK_SHARE);
+        int type = drift_page_type(BufferGetPage(buf));
+        UnlockReleaseBuffer(buf);
+        if (type != 0 && type != DRIFT_PAGE_FREE) break;
+        n++;
+    }
+    return n;
+}
+
+BlockNumber drift_truncate_free_tail(Relation index) {
+    const BlockNumber least = 16;
+    // (the lock is WAL-logged under an xid, which a parallel VACUUM may not take)
+    if (RecoveryInProgress() || IsInParallelMode()) return 0;
+    BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+    if (free_tail(index, nblocks, least) < least || !ConditionalLockRelation(index, AccessExclusiveLock)) return 0;
+    // No other backend reads or extends the index now: count again, all of it.
+    nblocks = RelationGetNumberOfBlocks(index);
+    BlockNumber n = free_tail(index, nblocks, nblocks);
+    if (n >= least) RelationTruncate(index, nblocks - n);
+    UnlockRelation(index, AccessExclusiveLock);
+    return n >= least ? n : 0;
 }
 
 void drift_meta_begin(Relation index, DriftMetaEdit *e) {

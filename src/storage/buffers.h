@@ -3,9 +3,11 @@
 
 #include "pages.h"
 
-// True if blkno exists in the index's main fork. drift never truncates an
-// index, so a block count seen once stays valid; it is re-read only when a
-// block lies beyond it (RelationGetNumberOfBlocks is a system call).
+// True if blkno exists in the index's main fork. A block count seen once is
+// re-read only when a block lies beyond it (RelationGetNumberOfBlocks is a
+// system call): drift truncates an index only by free pages no link reaches
+// (drift_truncate_free_tail), so a stale count matters only for a corrupt
+// link, which reading the block then refuses with an error of its own.
 bool drift_block_exists(Relation index, BlockNumber blkno);
 
 // Reads blkno, locks it in mode, and checks it is a drift page of type.
@@ -36,6 +38,13 @@ void drift_log_conflict(Relation index, BlockNumber blkno, uint64 xid);
 // FullTransactionId (uint64), computed afresh. Anything older is gone from
 // every snapshot; this backend's own snapshots count (VACUUM's do not).
 uint64 drift_xid_horizon();
+
+// Gives the free pages at the end of the index back to the file system
+// when at least 16 of them are there and no other backend has the index
+// open (a conditional AccessExclusiveLock, held only while truncating, as
+// VACUUM truncates a heap; standbys replay the lock), and not in parallel
+// mode. Returns the pages given back.
+BlockNumber drift_truncate_free_tail(Relation index);
 
 // An exclusively locked page for reuse: a FREE page from the free space map,
 // or a new block at the end of fork `fork`. The caller initializes it.

@@ -62,6 +62,9 @@ typedef DriftPageOpaqueData *DriftPageOpaque;
 
 // Metapage flag: centroids and quantizer exist (else every row lives in L0).
 #define DRIFT_META_TRAINED 0x0001
+// Metapage flag: the last shrink moved chains; once they are released, the
+// next pass tries again (src/am/shrink.cpp).
+#define DRIFT_META_SHRINKING 0x0002
 
 // A chain retired by maintenance: its id, first page and page type (HOT,
 // L0 or BLOB, to release it by walking it), and the next transaction id

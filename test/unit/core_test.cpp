@@ -386,6 +386,30 @@ TEST(Maintenance, RunningMeanAndTemperature) {
     EXPECT_FLOAT_EQ(drift::next_temperature(1.0f, 0, 100), 0.5f);
 }
 
+TEST(Maintenance, ShrinkPlanMovesTailChainsIntoFreePages) {
+    using U = drift::PageUse;
+    const U F = U::Free, W = U::Waiting, M = U::Movable, X = U::Fixed;
+    // block 0 is the metapage; chain 7 has pages 5 and 9, chain 8 page 8
+    std::vector<U> use = {X, F, F, M, F, M, W, F, M, M};
+    std::vector<uint32_t> chain = {0, 0, 0, 6, 0, 7, 0, 0, 8, 7};
+    drift::ShrinkPlan p = drift::shrink_plan(use.data(), chain.data(), 10, 1);
+    // cut 5: chains 7 (2 pages) and 8 (1) fit the reusable pages 1, 2 and 4;
+    // cut 4 would leave 2 of them, and cut 3 would move chain 6 as well
+    EXPECT_EQ(p.cut, 5u);
+    EXPECT_EQ(p.moved_pages, 3u);
+    EXPECT_EQ(drift::shrink_plan(use.data(), chain.data(), 10, 6).cut, 10u);  // 5 pages won: below min_gain
+    use[7] = X;  // a fixed page: nothing at or below it can go
+    p = drift::shrink_plan(use.data(), chain.data(), 10, 1);
+    EXPECT_EQ(p.cut, 8u);
+    EXPECT_EQ(p.moved_pages, 3u);
+    use[1] = use[2] = use[4] = W;  // no reusable page: nothing moves, a free tail still goes
+    use[8] = W;
+    use[9] = F;
+    p = drift::shrink_plan(use.data(), chain.data(), 10, 1);
+    EXPECT_EQ(p.cut, 8u);
+    EXPECT_EQ(p.moved_pages, 0u);
+}
+
 // Recall@10 of an HNSW graph against brute force on clustered rows.
 double hnsw_recall(Metric metric, uint32_t m, uint32_t ef) {
     drift::Rng r{42};
