@@ -58,7 +58,7 @@ void merge(Maint *m, uint32 b) {
 // into buckets halves[2]: entries of the nearest other buckets that are
 // closer to a new centroid than to their own move to it.
 static void steal(Maint *m, const float *old, const uint32 halves[2]) {
-    if (drift_steal_neighbours <= 0) return;
+    if (drift_steal_neighbours <= 0 || m->held) return;  // (held: each neighbour rewritten would wait too)
     uint32 *ids;
     float *cents;
     uint32 k = live_centroids(m, PG_UINT32_MAX, &ids, &cents);

@@ -165,6 +165,7 @@ struct DriftMaintenance {
     uint32 seeded;    /* buckets started for flushed rows no bucket reached */
     uint64 stolen;    /* rows moved to a new bucket from a neighbour */
     uint32 released;  /* retired chains whose pages were freed */
+    uint64 freed;     /* their pages */
     uint32 relocated; /* bucket chains moved away from the end of the index */
     uint32 truncated; /* free pages at the end of the index given back */
     bool requantized; /* rows far outside the quantizer's range made it fit a new one */

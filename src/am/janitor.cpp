@@ -200,8 +200,8 @@ static bool maintain_slice(JanitorVisit *v) {
 }
 
 // Extends v's index's memtable graph, and notes whether work is left: rows
-// in L0 (a graph to extend, an idle flush to come) or chains waiting for
-// old snapshots. In recovery this is all the janitor does.
+// in L0 (a graph to extend, an idle flush to come), chains waiting for old
+// snapshots, or a shrink waiting to give the end back (its lock was taken). In recovery this is all the janitor does.
 static bool extend_graph(JanitorVisit *v) {
     Relation index = open_index(v->oid);
     if (index == NULL) return false;
@@ -210,7 +210,7 @@ static bool extend_graph(JanitorVisit *v) {
     TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), Max(drift_janitor_naptime, 500));
     drift_guard("janitor", [&]() { drift_memtable_extend(index, deadline); });
     DriftMetaPageData meta = drift_guard("janitor", [&]() { return drift_info(index)->meta; });
-    v->left |= meta.l0_pages > 0 || meta.nretired > 0 || meta.overflow_chain != 0;
+    v->left |= meta.l0_pages > 0 || meta.nretired > 0 || meta.overflow_chain != 0 || (meta.flags & DRIFT_META_SHRINKING);
     PopActiveSnapshot();
     index_close(index, NoLock);
     return false;

@@ -51,7 +51,7 @@ static void reclaim(Maint *m) {
         const DriftRetired &r = meta->retired[i];
         uint64 xid = drift_xid64(r.xid_hi, r.xid_lo);
         CHECK_FOR_INTERRUPTS();
-        drift_release_chain(m->index, meta, r.head, r.chain, r.type, xid);
+        m->done.freed += drift_release_chain(m->index, meta, r.head, r.chain, r.type, xid);
         released++;
         latest = Max(latest, xid);
     }
@@ -79,7 +79,7 @@ static void reclaim(Maint *m) {
     // and give back those at the end of the index before anyone reuses them.
     if (released > 0) {
         IndexFreeSpaceMapVacuum(m->index);
-        m->done.truncated += drift_truncate_free_tail(m->index);
+        if (m->truncate) m->done.truncated += drift_truncate_free_tail(m->index);
     }
     if (overflow) drift_sweep(m->index, NULL, NULL, NULL, NULL);
     refresh(m);
@@ -108,6 +108,7 @@ static void work_buckets(Maint *m, uint32 steps) {
         // on them, so the next steps reuse their pages.
         reclaim(m);
         const DriftInfo *info = m->info;
+        m->held = info->meta.overflow_chain != 0;
         drift::Need best{drift::Work::None, 0};
         uint32 which = 0;
         for (uint32 pi = 0; pi < info->ndir; pi++) {
@@ -121,6 +122,7 @@ static void work_buckets(Maint *m, uint32 steps) {
                 drift::Need need = drift::bucket_need(h, m->lim, info->meta.live_buckets > 1);
                 // Buckets coded with the previous quantizer are rewritten with the current one.
                 if (need.work == drift::Work::None && drift_bucket_old_quant(info, b)) need = {drift::Work::Compact, 0.5};
+                if (m->held) need = drift::held_back_need(need, h, m->lim);
                 if (need.work != drift::Work::None && need.urgency > best.urgency) {
                     best = need;
                     which = b;
@@ -170,6 +172,9 @@ DriftMaintenance drift_maintain_index(Relation index, DriftMaintainMode mode, ui
     memset(&m, 0, sizeof(m));
     m.index = index;
     m.wal = RelationNeedsWAL(index);
+    // (an insert's transaction may be long, and standbys hold the lock a
+    // truncation takes until it ends)
+    m.truncate = mode != DRIFT_MAINTAIN_FLUSH;
     refresh(&m);
     m.dim = m.info->meta.dim;
     if (m.dim == 0 || RecoveryInProgress()) return m.done;
@@ -184,12 +189,14 @@ DriftMaintenance drift_maintain_index(Relation index, DriftMaintainMode mode, ui
         if (m.info->meta.flags & DRIFT_META_TRAINED) {
             m.lim = limits(index, &m.info->meta);
             if (mode != DRIFT_MAINTAIN_FLUSH) work_buckets(&m, steps);
-            // A shrink VACUUM began goes on once what it moved is released.
+            // A shrink VACUUM began goes on each time the end is given back,
+            // or pages were freed and no bucket work is left (the janitor
+            // has compacted what the VACUUM's deletes emptied).
             const DriftMetaPageData *mt = &m.info->meta;
+            bool idle = m.done.splits + m.done.merges + m.done.compactions == 0;
             if (mode != DRIFT_MAINTAIN_FLUSH && !m.done.more && (mt->flags & DRIFT_META_SHRINKING)) {
                 m.done.truncated += drift_truncate_free_tail(index);
-                if (mt->nretired == 0 && mt->overflow_chain == 0 && (m.done.released > 0 || m.done.truncated > 0))
-                    shrink(&m);
+                if (mt->nretired == 0 && (m.done.truncated > 0 || (m.done.freed > 0 && idle))) shrink(&m);
             }
         }
         if (mode != DRIFT_MAINTAIN_FLUSH) stamp(&m);

@@ -35,6 +35,8 @@ struct Maint {
     uint32 dim;
     bool wal;
     drift::MaintenanceLimits lim;
+    bool held;       /* old snapshots hold back more replaced chains than the list keeps */
+    bool truncate;   /* may give free pages at the end back (not an insert's flush) */
     DriftMaintenance done;
 };
 

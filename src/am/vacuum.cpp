@@ -14,11 +14,11 @@
 // lock throughout, so it never runs alongside a flush, split or merge.
 #include "drift.h"
 
-#include <algorithm>
 
 #include "../storage/buffers.h"
 #include "../storage/chains.h"
 #include "../storage/cursor.h"
+#include "../storage/idmap.h"
 
 extern "C" {
 #include "access/genam.h"
@@ -142,57 +142,33 @@ static uint32 unlink_empty(Relation index, const DriftMetaPageData *meta, BlockN
     return freed;
 }
 
-// The chain ids that are live or retired, sorted, with each live bucket
-// chain's bucket (PG_UINT32_MAX for the others).
-struct LiveChains {
-    uint32 n, cap;
-    uint64 *keys; /* chain << 32 | bucket */
-};
-
-// Adds one chain id. Never drops one: a chain missing here would be freed.
-static void live_add(LiveChains *ls, uint32 chain, uint32 bucket) {
-    if (ls->n == ls->cap) {
-        ls->cap *= 2;
-        ls->keys = (uint64 *) repalloc(ls->keys, sizeof(uint64) * ls->cap);
-    }
-    ls->keys[ls->n++] = uint64(chain) << 32 | bucket;
-}
-
-// Collects the live and retired chain ids of an index.
-static LiveChains live_chains(Relation index, const DriftMetaPageData *meta) {
-    LiveChains ls;
-    ls.n = 0;
-    ls.cap = meta->nbuckets + meta->nretired + 8;
-    ls.keys = (uint64 *) palloc(sizeof(uint64) * ls.cap);
+// The chain ids that are live or retired, with each live bucket chain's
+// bucket (PG_UINT32_MAX for the others). Never misses one: a chain missing
+// here would be freed.
+static DriftIdMap live_chains(Relation index, const DriftMetaPageData *meta) {
+    DriftIdMap ls;
+    drift_idmap_init(&ls, meta->nbuckets + meta->nretired + 8);
     uint32 b = 0;
     DriftCursor c;
     drift_cursor_begin(&c, index, meta->dir_head, DRIFT_PAGE_DIR, 0, meta, BUFFER_LOCK_SHARE);
     for (Page page; (page = drift_cursor_next(&c)) != NULL;)
         for (uint32 i = 0; i < drift_dir_header(page)->nentries; i++, b++) {
             uint32 chain = drift_dir_entry(page, meta->dim, i)->chain;
-            if (chain != 0) live_add(&ls, chain, b);
+            if (chain != 0) drift_idmap_add(&ls, chain, b);
         }
-    for (uint32 i = 0; i < meta->nretired; i++) live_add(&ls, meta->retired[i].chain, PG_UINT32_MAX);
-    live_add(&ls, meta->l0_chain, PG_UINT32_MAX);
-    if (meta->flags & DRIFT_META_TRAINED) live_add(&ls, meta->quant_chain, PG_UINT32_MAX);
-    if (meta->old_quant_head != InvalidBlockNumber) live_add(&ls, meta->old_quant_chain, PG_UINT32_MAX);
+    for (uint32 i = 0; i < meta->nretired; i++) drift_idmap_add(&ls, meta->retired[i].chain, PG_UINT32_MAX);
+    drift_idmap_add(&ls, meta->l0_chain, PG_UINT32_MAX);
+    if (meta->flags & DRIFT_META_TRAINED) drift_idmap_add(&ls, meta->quant_chain, PG_UINT32_MAX);
+    if (meta->old_quant_head != InvalidBlockNumber) drift_idmap_add(&ls, meta->old_quant_chain, PG_UINT32_MAX);
     uint32 last = meta->l0_chain;
     drift_cursor_begin(&c, index, meta->l0_head, DRIFT_PAGE_L0, 0, meta, BUFFER_LOCK_SHARE);
     for (Page page; (page = drift_cursor_next(&c)) != NULL;) {
         uint32 chain = DriftPageGetOpaque(page)->chain;
-        if (chain != last) live_add(&ls, chain, PG_UINT32_MAX);
+        if (chain != last) drift_idmap_add(&ls, chain, PG_UINT32_MAX);
         last = chain;
     }
-    std::sort(ls.keys, ls.keys + ls.n);
+    drift_idmap_sort(&ls);
     return ls;
-}
-
-// Whether chain is live or retired; its bucket (if a live bucket chain) in *bucket.
-static bool live_find(const LiveChains *ls, uint32 chain, uint32 *bucket) {
-    const uint64 *it = std::lower_bound(ls->keys, ls->keys + ls->n, uint64(chain) << 32);
-    if (it == ls->keys + ls->n || uint32(*it >> 32) != chain) return false;
-    *bucket = uint32(*it);
-    return true;
 }
 
 void drift_sweep(Relation index, BufferAccessStrategy strategy, IndexBulkDeleteCallback cb, void *cbstate,
@@ -200,7 +176,7 @@ void drift_sweep(Relation index, BufferAccessStrategy strategy, IndexBulkDeleteC
     DriftMetaPageData meta;
     drift_read_meta(index, &meta);
     if (meta.dim == 0) return;
-    LiveChains ls = live_chains(index, &meta);
+    DriftIdMap ls = live_chains(index, &meta);
     bool *needs = (bool *) palloc0(sizeof(bool) * Max(meta.nbuckets, 1));
     uint32 *live = (uint32 *) palloc0(sizeof(uint32) * Max(meta.nbuckets, 1));
     // Under the extension lock, so every new page counted is already locked by its creator.
@@ -221,8 +197,8 @@ void drift_sweep(Relation index, BufferAccessStrategy strategy, IndexBulkDeleteC
         else drift_check_page(index, page, blkno, uint16(type), &meta);
         uint32 b = PG_UINT32_MAX;
         if ((type == DRIFT_PAGE_HOT || type == DRIFT_PAGE_COLD || type == DRIFT_PAGE_L0 ||
-             (type == DRIFT_PAGE_BLOB && DriftPageGetOpaque(page)->chain != 0)) &&
-            !live_find(&ls, DriftPageGetOpaque(page)->chain, &b) && DriftPageGetOpaque(page)->chain >= meta.overflow_chain) {
+             ((type == DRIFT_PAGE_BLOB || type == DRIFT_PAGE_DIR) && DriftPageGetOpaque(page)->chain != 0)) &&
+            !drift_idmap_find(&ls, DriftPageGetOpaque(page)->chain, &b) && DriftPageGetOpaque(page)->chain >= meta.overflow_chain) {
             // A page of a released or never-linked chain (not in the retired
             // list or its overflow): garbage. Snapshots
             // that could reach it are older than the chain's release.

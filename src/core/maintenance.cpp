@@ -33,6 +33,11 @@ Need bucket_need(const BucketHealth &b, const MaintenanceLimits &lim, bool can_m
     return best;
 }
 
+Need held_back_need(const Need &need, const BucketHealth &b, const MaintenanceLimits &lim) {
+    if (need.work == Work::Split && uint64_t(b.nlive) >= 2 * uint64_t(lim.max_size)) return need;
+    return {Work::None, 0};
+}
+
 float next_temperature(float temperature, uint32_t added, uint32_t nlive) {
     return 0.5f * temperature + float(added) / float(std::max<uint32_t>(nlive, 1));
 }

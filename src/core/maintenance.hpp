@@ -38,6 +38,11 @@ struct Need {
 // apply, the highest one is the bucket's need.
 Need bucket_need(const BucketHealth &b, const MaintenanceLimits &lim, bool can_merge);
 
+// While old snapshots hold back more replaced chains than the metapage's
+// list keeps, every rewrite adds pages nothing can reuse yet: a bucket is
+// then split only once it holds twice max_size, and other work waits.
+Need held_back_need(const Need &need, const BucketHealth &b, const MaintenanceLimits &lim);
+
 // Temperature after a flush that added `added` rows to a bucket that now
 // has nlive members: the old value halves, the new rows' share adds.
 float next_temperature(float temperature, uint32_t added, uint32_t nlive);

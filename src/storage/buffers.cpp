@@ -15,15 +15,17 @@ extern "C" {
 #include "utils/snapmgr.h"
 }
 
+// drift_block_exists's cache: the last index asked about and its size.
+static RelFileNode cached_node;
+static BlockNumber cached_nblocks = 0;
+
 bool drift_block_exists(Relation index, BlockNumber blkno) {
-    static RelFileNode node;
-    static BlockNumber nblocks = 0;
     if (blkno == InvalidBlockNumber) return false;
-    if (!RelFileNodeEquals(node, index->rd_node) || blkno >= nblocks) {
-        node = index->rd_node;
-        nblocks = RelationGetNumberOfBlocks(index);
+    if (!RelFileNodeEquals(cached_node, index->rd_node) || blkno >= cached_nblocks) {
+        cached_node = index->rd_node;
+        cached_nblocks = RelationGetNumberOfBlocks(index);
     }
-    return blkno < nblocks;
+    return blkno < cached_nblocks;
 }
 
 Buffer drift_read_locked(Relation index, BlockNumber blkno, int mode, uint16 type, const DriftMetaPageData *meta) {
@@ -181,11 +183,18 @@ BlockNumber drift_truncate_free_tail(Relation index) {
     // (the lock is WAL-logged under an xid, which a parallel VACUUM may not take)
     if (RecoveryInProgress() || IsInParallelMode()) return 0;
     BlockNumber nblocks = RelationGetNumberOfBlocks(index);
-    if (free_tail(index, nblocks, least) < least || !ConditionalLockRelation(index, AccessExclusiveLock)) return 0;
-    // No other backend reads or extends the index now: count again, all of it.
+    if (free_tail(index, nblocks, least) < least) return 0;
+    // Counted first without the lock (reading the pages in), so that the
+    // count under it reads them from memory: queries wait meanwhile.
+    BlockNumber seen = free_tail(index, nblocks, nblocks);
+    if (!ConditionalLockRelation(index, AccessExclusiveLock)) return 0;
+    // No other backend reads or extends the index now: count again.
     nblocks = RelationGetNumberOfBlocks(index);
-    BlockNumber n = free_tail(index, nblocks, nblocks);
-    if (n >= least) RelationTruncate(index, nblocks - n);
+    BlockNumber n = free_tail(index, nblocks, seen);
+    if (n >= least) {
+        RelationTruncate(index, nblocks - n);
+        cached_nblocks = 0;
+    }
     UnlockRelation(index, AccessExclusiveLock);
     return n >= least ? n : 0;
 }

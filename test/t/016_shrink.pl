@@ -84,6 +84,7 @@ cmp_ok($primary->safe_psql('postgres', $size), '<', $grown, 'the index shrank ag
 my $log = slurp_file($primary->logfile);
 ok($log =~ /shrinking index "t_idx" .* [1-9]\d* directory pages/, 'shrinking moved directory pages');
 ok($log =~ /shrinking index "t_idx" .* directory pages, 1 L0/, 'and L0');
+ok($log =~ /shrinking index "t_idx" .* [1-9]\d* quantizers/, 'and a quantizer');
 
 $primary->wait_for_catchup($standby);
 is($standby->safe_psql('postgres', $size), $primary->safe_psql('postgres', $size), 'the standby replayed the truncation');

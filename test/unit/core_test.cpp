@@ -335,6 +335,15 @@ TEST(Maintenance, NeedsAndUrgency) {
     EXPECT_EQ(drift::bucket_need({0, 0, 0}, lim, true).work, drift::Work::Merge);
 }
 
+TEST(Maintenance, HeldBackOnlySplitsFarPastTheLimit) {
+    drift::MaintenanceLimits lim{1000, 80, 0.2f};
+    drift::BucketHealth big{1999, 0, 0}, huge{2000, 0, 0}, dead{500, 500, 0}, small{10, 0, 0};
+    EXPECT_EQ(drift::held_back_need(drift::bucket_need(big, lim, true), big, lim).work, drift::Work::None);
+    EXPECT_EQ(drift::held_back_need(drift::bucket_need(huge, lim, true), huge, lim).work, drift::Work::Split);
+    EXPECT_EQ(drift::held_back_need(drift::bucket_need(dead, lim, true), dead, lim).work, drift::Work::None);
+    EXPECT_EQ(drift::held_back_need(drift::bucket_need(small, lim, true), small, lim).work, drift::Work::None);
+}
+
 TEST(Maintenance, RequantizeWhenRowsSaturate) {
     std::vector<float> lo = {0, 0}, scale = {1.0f / 255, 1.0f / 255};  // range [0, 1] per dimension
     std::vector<float> rows(2 * 1000, 0.5f);
