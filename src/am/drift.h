@@ -166,7 +166,6 @@ struct DriftMaintenance {
     uint64 stolen;    /* rows moved to a new bucket from a neighbour */
     uint32 released;  /* retired chains whose pages were freed */
     uint64 freed;     /* their pages */
-    uint32 relocated; /* bucket chains moved away from the end of the index */
     uint32 truncated; /* free pages at the end of the index given back */
     bool requantized; /* rows far outside the quantizer's range made it fit a new one */
     bool more;        /* stopped after its budget of steps with work left */
@@ -177,7 +176,7 @@ enum DriftMaintainMode {
     DRIFT_MAINTAIN_FLUSH, /* flush L0 only (an insert past drift.l0_max_rows) */
     DRIFT_MAINTAIN_ALL,   /* flush, then every bucket that needs work */
     DRIFT_MAINTAIN_KEEP_L0, /* every bucket that needs work; L0 stays (the janitor, while a graph holds it) */
-    DRIFT_MAINTAIN_SHRINK,  /* move bucket chains off the end of the index (VACUUM; reads every page) */
+    DRIFT_MAINTAIN_SHRINK,  /* move what lies at the end of the index before it (VACUUM; reads every page) */
 };
 
 // One maintenance pass over an index whose maintenance lock the caller

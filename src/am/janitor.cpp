@@ -201,7 +201,8 @@ static bool maintain_slice(JanitorVisit *v) {
 
 // Extends v's index's memtable graph, and notes whether work is left: rows
 // in L0 (a graph to extend, an idle flush to come), chains waiting for old
-// snapshots, or a shrink waiting to give the end back (its lock was taken). In recovery this is all the janitor does.
+// snapshots, or a shrink waiting to give the end back (its lock was taken).
+// In recovery this is all the janitor does.
 static bool extend_graph(JanitorVisit *v) {
     Relation index = open_index(v->oid);
     if (index == NULL) return false;

@@ -8,9 +8,9 @@
 extern "C" {
 #include "access/transam.h"
 #include "access/xact.h"
-#include "storage/proc.h"
 #include "access/xlog.h"
 #include "storage/lmgr.h"
+#include "storage/proc.h"
 #include "tcop/utility.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -195,7 +195,7 @@ DriftMaintenance drift_maintain_index(Relation index, DriftMaintainMode mode, ui
             const DriftMetaPageData *mt = &m.info->meta;
             bool idle = m.done.splits + m.done.merges + m.done.compactions == 0;
             if (mode != DRIFT_MAINTAIN_FLUSH && !m.done.more && (mt->flags & DRIFT_META_SHRINKING)) {
-                m.done.truncated += drift_truncate_free_tail(index);
+                if (m.done.truncated == 0) m.done.truncated = drift_truncate_free_tail(index);  // (else reclaim just did)
                 if (mt->nretired == 0 && (m.done.truncated > 0 || (m.done.freed > 0 && idle))) shrink(&m);
             }
         }

@@ -126,8 +126,8 @@ void compact(Maint *m, uint32 b);
 void merge(Maint *m, uint32 b);
 void complete_move(Maint *m);
 
-// Shrinking: moves the bucket chains, directory pages and L0 at the end of
-// the index into free pages before it (src/am/shrink.cpp).
+// Shrinking: moves the bucket chains, directory pages, quantizers and L0
+// at the end of the index into free pages before it (src/am/shrink.cpp).
 void shrink(Maint *m);
 
 }  // namespace maint

@@ -1,7 +1,8 @@
-// Shrinking: VACUUM's last step moves the bucket chains, directory pages
-// and L0 that lie at the end of an index into free pages before it, so that once their old pages
-// are released the end of the index is free and can be given back
-// (drift_truncate_free_tail). docs/maintenance.md, "Giving space back".
+// Shrinking: VACUUM's last step moves the bucket chains, directory pages,
+// quantizers and L0 that lie at the end of an index into free pages before
+// it, so that once their old pages are released the end of the index is
+// free and can be given back (drift_truncate_free_tail).
+// docs/maintenance.md, "Giving space back".
 #include "maintain.h"
 
 #include <algorithm>
@@ -198,7 +199,6 @@ void shrink(Maint *m) {
             compact(m, bucket);
             moved[0]++;
         }
-        m->done.relocated++;
         // Free pages ran out before the cut (some could not be locked, or
         // were not reusable after all): stop before the index grows more.
         if (RelationGetNumberOfBlocks(m->index) > npages) break;

@@ -14,7 +14,6 @@
 // lock throughout, so it never runs alongside a flush, split or merge.
 #include "drift.h"
 
-
 #include "../storage/buffers.h"
 #include "../storage/chains.h"
 #include "../storage/cursor.h"
@@ -293,8 +292,8 @@ IndexBulkDeleteResult *drift_amvacuumcleanup(IndexVacuumInfo *info, IndexBulkDel
         } else {
             drift_maintain_index(info->index, DRIFT_MAINTAIN_ALL);
         }
-        // Bucket chains at the end of the index move before it; once the
-        // next pass releases their old pages, the end is given back.
+        // What lies at the end of the index moves before it; once a later
+        // pass releases the old pages, the end is given back.
         drift_maintain_index(info->index, DRIFT_MAINTAIN_SHRINK);
         IndexFreeSpaceMapVacuum(info->index);
         drift_truncate_free_tail(info->index);

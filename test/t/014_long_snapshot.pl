@@ -52,6 +52,13 @@ cmp_ok($max_l0, '<=', 1500 + 200, 'L0 stays within drift.l0_max_rows');
 cmp_ok($max_retired, '>=', 384, 'the retired list filled up (flushes going on past that is the first check)');
 is($node->safe_psql('postgres',
     "SELECT count(*) FROM drift_verify('t_idx')"), '0', 'drift_verify is clean');
+# With the list overflowing, rewrites wait: the janitor, caught up (L0
+# flushed), leaves buckets past max_bucket_size (300) unsplit up to twice it.
+ok($node->poll_query_until('postgres', "SELECT l0_entries = 0 FROM drift_index_stats('t_idx')"), 'the stream is flushed');
+sleep 1;
+my $largest = $node->safe_psql('postgres', "SELECT max(entries) FROM drift_buckets('t_idx')");
+note("largest bucket under the old snapshot: $largest entries");
+cmp_ok($largest, '>', 300, 'splits wait while old snapshots hold the replaced chains');
 
 # The old snapshot still sees its rows through the index.
 $in .= "SET enable_seqscan = off; SET drift.probes = 32768; SET drift.strict_order = off; SET drift.rerank = 1000000;\n"
