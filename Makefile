@@ -6,15 +6,15 @@
 #   make installcheck    pg_regress (sql/, expected/) against a running server
 #   make prove_installcheck  the Perl TAP tests (test/t/; not as root)
 MODULE_big = drift
-EXTENSION = drift
-DATA = drift--0.1.sql
+EXTENSION = drift drift_vector
+DATA = drift--0.1.sql drift--0.1--0.2.sql drift_vector--0.1.sql
 PGFILEDESC = "drift - vector similarity search index that adapts as data drifts"
 REGRESS = functions index security
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
 PROVE_FLAGS = -I test/t
 
-CORE_SRCS = src/core/distance.cpp src/core/sq8.cpp src/core/kmeans.cpp src/core/maintenance.cpp src/core/hnsw.cpp
+CORE_SRCS = src/core/distance.cpp src/core/half.cpp src/core/sq8.cpp src/core/kmeans.cpp src/core/maintenance.cpp src/core/hnsw.cpp
 ARCH := $(shell uname -m)
 ifeq ($(ARCH),x86_64)
 SIMD_SRCS = src/core/simd/kernels_sse2.cpp src/core/simd/kernels_avx2.cpp src/core/simd/kernels_avx512.cpp
@@ -36,8 +36,8 @@ include $(PGXS)
 
 # Per-ISA flags apply to the per-ISA kernel files only (GCC 12 warns falsely
 # about its own AVX-512 intrinsics, hence -Wno-maybe-uninitialized there).
-src/core/simd/kernels_avx2.o: override CXXFLAGS += -mavx2 -mfma
-src/core/simd/kernels_avx512.o: override CXXFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -Wno-maybe-uninitialized
+src/core/simd/kernels_avx2.o: override CXXFLAGS += -mavx2 -mfma -mf16c
+src/core/simd/kernels_avx512.o: override CXXFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c -Wno-maybe-uninitialized
 
 $(OBJS): $(wildcard src/core/*.hpp src/core/simd/*.hpp src/storage/*.h src/storage/*.hpp src/am/*.h)
 
@@ -47,7 +47,7 @@ CORE_ALL = $(CORE_SRCS) $(SIMD_SRCS)
 core_objs = $(patsubst src/%.cpp,build/%.o,$(CORE_ALL))
 build/core/%.o: src/core/%.cpp $(wildcard src/core/*.hpp src/core/simd/*.hpp)
 	@mkdir -p $(dir $@)
-	$(CORE_TEST_CXX) $(if $(findstring avx512,$<),-mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -Wno-maybe-uninitialized,$(if $(findstring avx2,$<),-mavx2 -mfma)) -c $< -o $@
+	$(CORE_TEST_CXX) $(if $(findstring avx512,$<),-mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c -Wno-maybe-uninitialized,$(if $(findstring avx2,$<),-mavx2 -mfma -mf16c)) -c $< -o $@
 
 build/unit_tests: $(core_objs) $(wildcard test/unit/*.cpp)
 	$(CORE_TEST_CXX) -Isrc $(wildcard test/unit/*.cpp) $(core_objs) -lgtest -lgtest_main -pthread -o $@

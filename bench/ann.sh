@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # SQL-level ANN benchmark on a throwaway cluster: build time, index size,
 # insert rate into the indexed table (vs the same table with no index), and
-# recall@10 + QPS for a sweep of search settings. Runs drift always, and
-# pgvector's hnsw and ivfflat on the same data in the same run when the
-# vector extension is installed (it is not required).
+# recall@10 + QPS for a sweep of search settings. Runs drift on a real[]
+# column always; with pgvector installed (scripts/deps.sh installs it),
+# drift, pgvector's hnsw and pgvector's ivfflat one after another on the
+# same vector column of one table (each index built, measured, its inserted
+# rows deleted again, dropped), so the cost of each column type shows too.
 #
 #   bench/ann.sh sift            ../shared/data/siftsmall (10k x 128, L2)
 #   bench/ann.sh glove           ../shared/data/glove50 (cosine)
@@ -23,7 +25,7 @@ QUERIES=${QUERIES:-200}
 SECS=${SECONDS_PER_POINT:-3}
 bench_start bench 55450
 
-op="<->"; dops=""; vops="vector_l2_ops"
+op="<->"; dops=""; vops="vector_l2_ops"; dvops=""
 case "$DATA" in
     sift)
         load_vectors bench base fvecs "$DRIFT_DATA/siftsmall/siftsmall_base.fvecs"
@@ -32,7 +34,7 @@ case "$DATA" in
     glove)
         load_vectors bench base fvecs "$DRIFT_DATA/glove50/glove50_base.fvecs"
         load_vectors bench queries fvecs "$DRIFT_DATA/glove50/glove50_query.fvecs"
-        op="<=>"; dops="drift_cosine_ops"; vops="vector_cosine_ops"
+        op="<=>"; dops="drift_cosine_ops"; vops="vector_cosine_ops"; dvops="drift_vector_cosine_ops"
         label="GloVe-50 (4,545 x 50, cosine)" ;;
     gen)
         N=${2:?rows}; DIM=${3:?dim}
@@ -63,7 +65,10 @@ B -c "SET enable_indexscan = off; CREATE TABLE truth AS
 secs() { echo "$2 - $1" | bc -l; }
 results=()
 
-# bench_method NAME TABLE CREATE_INDEX_SQL GUC VALUES...
+# bench_method NAME TABLE CREATE_INDEX_SQL GUC VALUES...: the index
+# CREATE_INDEX_SQL makes must be named bench_idx; afterwards it is dropped
+# and the rows inserted into TABLE deleted, so the next method starts from
+# the same table.
 bench_method() {
     local name=$1 table=$2 create=$3 guc=$4
     shift 4
@@ -71,7 +76,7 @@ bench_method() {
     t0=$(now); B -c "$create"; t1=$(now)
     build=$(secs "$t0" "$t1")
     B -c "VACUUM ANALYZE $table"  # settle hint bits and statistics before timing queries
-    size=$(B -Atc "SELECT pg_size_pretty(sum(pg_relation_size(indexrelid))) FROM pg_index WHERE indrelid = '$table'::regclass")
+    size=$(B -Atc "SELECT pg_size_pretty(pg_relation_size('bench_idx'))")
     echo "# $name: built in ${build}s, $size" >&2
     local qv="queries"
     [ "$table" != base ] && qv="${table}_q"
@@ -88,33 +93,35 @@ SELECT id FROM $table ORDER BY v $op (SELECT v FROM $qv WHERE id = :q) LIMIT 10;
         echo "# $name $guc=$val recall@10=$recall qps=$qps" >&2
     done
     t0=$(now); B -c "INSERT INTO $table SELECT * FROM ${table}_extra"; t1=$(now)
-    inserts+=("| $name | $(printf '%.1f' "$build") | $size | $(printf '%.0f' "$(echo "$INSERT_ROWS / $(secs "$t0" "$t1")" | bc -l)") |")
+    local after
+    after=$(B -Atc "SELECT pg_size_pretty(pg_relation_size('bench_idx'))")
+    inserts+=("| $name | $(printf '%.1f' "$build") | $size | $after | $(printf '%.0f' "$(echo "$INSERT_ROWS / $(secs "$t0" "$t1")" | bc -l)") |")
+    B -c "DROP INDEX bench_idx" -c "DELETE FROM $table WHERE id IN (SELECT id FROM ${table}_extra)" -c "VACUUM $table"
 }
 inserts=()
 
 # Baseline: insert rate with no index.
 B -c "CREATE TABLE noidx AS SELECT * FROM base; CREATE TABLE noidx_extra AS SELECT * FROM extra"
 t0=$(now); B -c "INSERT INTO noidx SELECT * FROM noidx_extra"; t1=$(now)
-inserts+=("| no index | - | - | $(printf '%.0f' "$(echo "$INSERT_ROWS / $(secs "$t0" "$t1")" | bc -l)") |")
+inserts+=("| no index | - | - | - | $(printf '%.0f' "$(echo "$INSERT_ROWS / $(secs "$t0" "$t1")" | bc -l)") |")
 
 B -c "CREATE TABLE d AS SELECT * FROM base; CREATE TABLE d_q AS SELECT * FROM queries; CREATE TABLE d_extra AS SELECT * FROM extra"
-bench_method drift d "CREATE INDEX ON d USING drift (v $dops)" drift.probes 1 2 4 8 16 32
+bench_method "drift (real[])" d "CREATE INDEX bench_idx ON d USING drift (v $dops)" drift.probes 1 2 4 8 16 32
 if [ "$HAVE_PGVECTOR" = 1 ]; then
-    for m in hnsw ivf; do
-        B -c "CREATE TABLE $m (id int, v vector($DIM)); INSERT INTO $m SELECT id, v::vector FROM base;
-              CREATE TABLE ${m}_q AS SELECT id, v::vector($DIM) AS v FROM queries;
-              CREATE TABLE ${m}_extra AS SELECT id, v::vector($DIM) AS v FROM extra"
-    done
-    bench_method "pgvector hnsw" hnsw "CREATE INDEX ON hnsw USING hnsw (v $vops)" hnsw.ef_search 10 20 40 80 160
+    B -c "CREATE TABLE vec (id int, v vector($DIM)); INSERT INTO vec SELECT id, v::vector FROM base;
+          CREATE TABLE vec_q AS SELECT id, v::vector($DIM) AS v FROM queries;
+          CREATE TABLE vec_extra AS SELECT id, v::vector($DIM) AS v FROM extra"
+    bench_method "drift (vector)" vec "CREATE INDEX bench_idx ON vec USING drift (v $dvops)" drift.probes 1 2 4 8 16 32
+    bench_method "pgvector hnsw" vec "CREATE INDEX bench_idx ON vec USING hnsw (v $vops)" hnsw.ef_search 10 20 40 80 160
     lists=$((N / 1000)); [ $lists -lt 10 ] && lists=10
-    bench_method "pgvector ivfflat" ivf "CREATE INDEX ON ivf USING ivfflat (v $vops) WITH (lists = $lists)" ivfflat.probes 1 2 4 8 16 32
+    bench_method "pgvector ivfflat" vec "CREATE INDEX bench_idx ON vec USING ivfflat (v $vops) WITH (lists = $lists)" ivfflat.probes 1 2 4 8 16 32
 fi
 
 echo
 echo "### $label, $NQ queries, $(nproc) cores"
 echo
-echo "| index | build (s) | size | inserts/s ($INSERT_ROWS rows into the indexed table) |"
-echo "|---|---|---|---|"
+echo "| index | build (s) | size after build | size after inserts | inserts/s ($INSERT_ROWS rows into the indexed table) |"
+echo "|---|---|---|---|---|"
 printf '%s\n' "${inserts[@]}"
 echo
 echo "| index | setting | recall@10 | QPS (1 client) |"

@@ -4,7 +4,7 @@
 
 # bench_start NAME PORT [postgresql.conf lines...]: a throwaway cluster
 # tuned for benchmarks in WORK (removed on exit), with database bench,
-# drift, and pgvector when installed (HAVE_PGVECTOR=1).
+# drift, and pgvector with drift_vector when installed (HAVE_PGVECTOR=1).
 bench_start() {
     local name=$1 port=$2
     shift 2
@@ -16,7 +16,7 @@ bench_start() {
     dpsql -d postgres -c "CREATE DATABASE bench"
     B -c "CREATE EXTENSION drift"
     HAVE_PGVECTOR=$(B -Atc "SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'")
-    [ "$HAVE_PGVECTOR" = 1 ] && B -c "CREATE EXTENSION vector"
+    [ "$HAVE_PGVECTOR" = 1 ] && B -c "CREATE EXTENSION vector" -c "CREATE EXTENSION drift_vector"
     return 0
 }
 

@@ -8,7 +8,8 @@
 # fresh REINDEX, and the index size at every phase: after the build, right
 # after the inserts, at its peak during maintenance (sampled every half
 # second), once maintenance has settled, and after REINDEX. With pgvector
-# installed, ivfflat and hnsw go through the same steps. With ROUNDS=n, the
+# installed, the column then becomes vector and drift (janitor), ivfflat
+# and hnsw go through the same steps on it. With ROUNDS=n, the
 # janitor's index (after its REINDEX) then goes through n more rounds of
 # drift (insert N rows shifted further, delete the oldest N) with the same
 # size report, against a fresh build on the same rows.
@@ -205,6 +206,7 @@ done
 if [ "$HAVE_PGVECTOR" = 1 ] && [ "${PGVECTOR:-1}" != 0 ]; then
     B -c "ALTER TABLE a ALTER COLUMN v TYPE vector($DIM)" -c "ALTER TABLE b ALTER COLUMN v TYPE vector($DIM)" \
       -c "ALTER TABLE qa ALTER COLUMN v TYPE vector($DIM)" -c "ALTER TABLE qb ALTER COLUMN v TYPE vector($DIM)"
+    scenario "drift on vector, janitor" "$DRIFT_IDX" "SET drift.probes = $PROBES;" janitor
     lists=$(printf '%.0f' "$(echo "sqrt($N)" | bc -l)")
     scenario "pgvector ivfflat (lists=$lists)" "CREATE INDEX t_idx ON t USING ivfflat (v vector_l2_ops) WITH (lists = $lists)" \
         "SET ivfflat.probes = $PROBES;" none

@@ -45,19 +45,32 @@ apt_src_lines() {
     done
 }
 
-# apt_source PKG DESTDIR: downloads the source package PKG (a name, or
-# name=version) into DESTDIR (.dsc, .orig and .debian tarballs, hashes
+# apt_src_lines_for SUITE: the deb-src lines of the machine's own release
+# (VERSION_CODENAME of /etc/os-release) with that suite replaced by SUITE,
+# for a package only another Debian release carries. Updates and security
+# suites are left out: their twins for SUITE live elsewhere.
+apt_src_lines_for() {
+    local suite=$1 codename
+    codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+    apt_src_lines | awk -v from="$codename" -v to="$suite" '
+        { i = 2; if ($2 ~ /^\[/) { while ($i !~ /\]$/) i++; i++ } }
+        from != "" && $(i + 1) == from { $(i + 1) = to; print }'
+}
+
+# apt_source PKG DESTDIR [SUITE]: downloads the source package PKG (a name,
+# or name=version) into DESTDIR (.dsc, .orig and .debian tarballs, hashes
 # checked against the signed Sources index). Uses a private apt
 # configuration in a temporary directory: the deb-src twins of the
-# machine's apt sources, private lists, no package cache files written.
+# machine's apt sources (or of its release's entries moved to SUITE, see
+# apt_src_lines_for), private lists, no package cache files written.
 # If the version asked for cannot be downloaded (a mirror may index a
 # security update without carrying its files), the other versions the
 # sources list are tried, newest first; a note on stderr says which one.
 apt_source() {
-    local pkg=$1 dest=$2 name=${1%%=*} tmp status=1 v
+    local pkg=$1 dest=$2 suite=${3:-} name=${1%%=*} tmp status=1 v
     tmp=$(mktemp -d "${TMPDIR:-/tmp}/apt-source.XXXXXX")
     mkdir -p "$tmp/lists/partial" "$tmp/dl" "$dest"
-    apt_src_lines >"$tmp/sources.list"
+    if [ -n "$suite" ]; then apt_src_lines_for "$suite"; else apt_src_lines; fi >"$tmp/sources.list"
     if [ ! -s "$tmp/sources.list" ]; then
         echo "apt_source: no deb entries in the apt sources" >&2
         rm -rf "$tmp"

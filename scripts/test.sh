@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every drift test: C++ unit tests of src/core, pg_regress (sql/,
-# expected/), pgTAP (test/pgtap/, recall on ../shared/data), and Perl TAP
-# (test/t/: standby, crash, corruption). Builds with -Werror and PostgreSQL
+# expected/), pgTAP (test/pgtap/, recall on ../shared/data, on real[] and
+# pgvector's types), Perl TAP (test/t/: standby, crash, corruption), and
+# the client examples (examples/run.sh). Builds with -Werror and PostgreSQL
 # assertions first. Exits non-zero if anything fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,6 +53,7 @@ load_vectors drift_tap sift_truth ivecs "$DRIFT_DATA/siftsmall/siftsmall_groundt
 load_vectors drift_tap glove_base fvecs "$DRIFT_DATA/glove50/glove50_base.fvecs"
 load_vectors drift_tap glove_query fvecs "$DRIFT_DATA/glove50/glove50_query.fvecs"
 load_vectors drift_tap glove_truth ivecs "$DRIFT_DATA/glove50/glove50_groundtruth_cosine_k100.ivecs" 10
+dpsql -d drift_tap -f test/pgtap/helpers/recall.sql
 set +e
 as_pg env PGHOST="$PGHOST" PGPORT="$PGPORT" pg_prove -U postgres -d drift_tap test/pgtap/*.sql
 record pgtap $?
@@ -64,6 +66,12 @@ as_pg env PATH="$PG_BIN:$PATH" TESTDIR="$WORK/tap" PG_REGRESS="$(pg_config --pkg
 status=$?
 [ $status = 0 ] || tail -n 50 "$WORK"/tap/tmp_check/log/*.log 2>/dev/null | tail -100
 record tap $status
+set -e
+
+echo "== client examples (examples/)"
+set +e
+examples/run.sh
+record examples $?
 set -e
 
 echo

@@ -108,6 +108,14 @@ CREATE INDEX ON ints USING drift (a drift_l2_ops);
 CREATE TABLE wide (v real[]);
 INSERT INTO wide SELECT array_agg(1::real) FROM generate_series(1, 2001);
 CREATE INDEX ON wide USING drift (v);
+-- half precision storage takes up to 4000 dimensions, and refuses values
+-- half floats cannot hold
+CREATE INDEX wide_half ON wide USING drift (v) WITH (precision = half);
+SELECT dimension, live_entries FROM drift_index_stats('wide_half');
+INSERT INTO wide SELECT array_agg(70000::real) FROM generate_series(1, 2001);
+INSERT INTO wide SELECT array_agg(1::real) FROM generate_series(1, 4001);
+CREATE INDEX ON wide USING drift (v) WITH (precision = double);
+DROP TABLE wide;
 -- a build with hundreds of directory pages (two 1000-d centroids per page)
 CREATE TABLE wide2 (id int, v real[]);
 INSERT INTO wide2 SELECT i, (SELECT array_agg(sin(i * j)::real) FROM generate_series(1, 1000) j) FROM generate_series(1, 600) i;

@@ -35,6 +35,7 @@ static const double kSamplePerList = 128, kSampleMin = 16384;
 struct BuildState {
     Relation heap, index;
     drift::Metric metric;
+    uint16 kind; /* DriftVecKind the index stores */
     uint32 dim;
     int lists;
     float clip;
@@ -55,7 +56,7 @@ struct BuildState {
 // Reads one row's vector during the build (validated; unit length for cosine).
 static float *build_vector(BuildState *bs, Datum value) {
     uint32 dim;
-    float *v = drift_index_vector(bs->index, value, bs->dim, bs->metric, &dim);
+    float *v = drift_index_vector(bs->index, value, bs->dim, bs->metric, bs->kind, true, &dim);
     bs->dim = dim;
     return v;
 }
@@ -114,6 +115,7 @@ static void fill_meta(DriftMetaPage m, const BuildState *bs) {
     memset(m, 0, sizeof(*m));
     m->magic = DRIFT_MAGIC;
     m->version = DRIFT_FORMAT_VERSION;
+    m->vec_kind = bs->kind;
     drift_meta_set_dim(m, bs->dim);
     m->metric = uint16(bs->metric);
     m->generation = 1;
@@ -156,7 +158,7 @@ static void write_trained(BuildState *bs, ForkNumber fork, DriftMetaPage meta) {
     BlockNumber *dir = (BlockNumber *) palloc(sizeof(BlockNumber) * ndir);
     Buffer dprev = InvalidBuffer;
     for (uint32 i = 0; i < ndir; i++) {
-        Buffer buf = drift_unlogged_page(index, fork, DRIFT_PAGE_DIR, 0);
+        Buffer buf = drift_unlogged_page(index, fork, DRIFT_PAGE_DIR, 0, meta->vec_kind);
         dir[i] = BufferGetBlockNumber(buf);
         Page page = drift_unlogged_edit(buf);
         uint32 n = Min(uint32(meta->dir_cap), bs->k - i * meta->dir_cap);
@@ -165,7 +167,7 @@ static void write_trained(BuildState *bs, ForkNumber fork, DriftMetaPage meta) {
             DriftDirEntry e = drift_dir_entry(page, dim, j);
             e->head = e->tail = InvalidBlockNumber;
             e->quant = meta->quant_chain;
-            memcpy(e->centroid, bs->centroids + Size(i * meta->dir_cap + j) * dim, sizeof(float) * dim);
+            drift_dir_set_centroid(page, dim, j, bs->centroids + Size(i * meta->dir_cap + j) * dim);
         }
         drift_page_set_bounds(page, dim);
         drift_unlogged_end(buf);
@@ -224,7 +226,7 @@ static void write_trained(BuildState *bs, ForkNumber fork, DriftMetaPage meta) {
 
 // Builds the index into fork (MAIN, or INIT for unlogged tables' empty index).
 static void build_index(BuildState *bs, IndexInfo *indexInfo, ForkNumber fork) {
-    Buffer mbuf = drift_unlogged_page(bs->index, fork, DRIFT_PAGE_META, 0);
+    Buffer mbuf = drift_unlogged_page(bs->index, fork, DRIFT_PAGE_META, 0, 0);
     Assert(BufferGetBlockNumber(mbuf) == DRIFT_METAPAGE_BLKNO);
 
     if (bs->heap != NULL) {
@@ -298,8 +300,13 @@ static void init_state(BuildState *bs, Relation heap, Relation index) {
     memset(bs, 0, sizeof(*bs));
     bs->heap = heap;
     bs->index = index;
-    bs->metric = drift_index_metric(index);
+    const DriftOpclass *oc = drift_index_opclass(index);
+    bs->metric = oc->metric;
     DriftOptions *opts = (DriftOptions *) index->rd_options;
+    int precision = opts ? opts->precision : DRIFT_PRECISION_DEFAULT;
+    bs->kind = oc->kind;
+    if (precision == DRIFT_PRECISION_HALF) bs->kind = DRIFT_VEC_HALF;
+    if (precision == DRIFT_PRECISION_SINGLE) bs->kind = DRIFT_VEC_FLOAT4;
     bs->lists = opts ? opts->lists : 0;
     bs->clip = opts ? float(opts->clip_percentile) : 1.0f;
     bs->rng.state = kBuildSeed;

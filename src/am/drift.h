@@ -100,7 +100,11 @@ struct DriftOptions {
     int lists;     /* 0 = chosen from the row count at build */
     double clip_percentile;
     int max_bucket_size; /* 0 = 3x the mean bucket size at training */
+    int precision;       /* DRIFT_PRECISION_*: how full vectors and centroids are stored */
 };
+#define DRIFT_PRECISION_DEFAULT 0 /* the operator class's kind */
+#define DRIFT_PRECISION_SINGLE 1
+#define DRIFT_PRECISION_HALF 2
 
 // Build phases reported to pg_stat_progress_create_index.
 #define DRIFT_PHASE_SAMPLE 2
@@ -141,16 +145,44 @@ enum DriftAccess { DRIFT_ACCESS_INSPECT, DRIFT_ACCESS_MAINTAIN };
 // is a drift index and that the user may access it as `access` says.
 Relation drift_open_index(Oid relid, LOCKMODE lockmode, DriftAccess access);
 
-// The metric of an index, from its operator class's distance function.
-drift::Metric drift_index_metric(Relation index);
+// What an operator class tells drift, through its support function 2
+// (DRIFT_SUPPORT_OPCLASS): the column type it reads, its metric, the vector
+// kind its indexes store unless the precision option says otherwise, and
+// how to read a datum (a palloc'd copy of its floats; a clear ERROR for bad
+// input). Each class has its own; support function 1 is its distance
+// function, for the catalog's sake.
+struct DriftOpclass {
+    const char *type;
+    drift::Metric metric;
+    uint16 kind;
+    float *(*read)(Datum value, int *dim);
+};
+#define DRIFT_SUPPORT_DISTANCE 1
+#define DRIFT_SUPPORT_OPCLASS 2
+
+// The descriptor a support function 2 returns.
+const DriftOpclass *drift_opclass_of(FmgrInfo *support);
+
+// Why descriptor oc cannot serve an operator class for type `type`, or NULL.
+const char *drift_opclass_type_problem(const DriftOpclass *oc, Oid type);
+
+// The descriptor of index's operator class (an ERROR with a hint if the
+// class predates support function 2).
+const DriftOpclass *drift_index_opclass(Relation index);
+
+// The metric of an index, from its operator class.
+inline drift::Metric drift_index_metric(Relation index) { return drift_index_opclass(index)->metric; }
 
 // Where bucket b's directory entry is.
 struct DriftDirSlot drift_dir_slot(const DriftInfo *info, uint32 bucket);
 
-// Extracts a vector for index `index` from a real[] datum into out (palloc'd,
-// info->meta.dim floats, unit length for cosine); raises a clear ERROR for
-// bad input. Sets *dim to the vector's dimension.
-float *drift_index_vector(Relation index, Datum value, uint32 expected_dim, drift::Metric metric, uint32 *dim);
+// Reads a column value or query for index `index` through its operator
+// class into dim palloc'd floats (unit length for cosine), checked against
+// expected_dim (0: any, up to what vector kind `kind` allows); with
+// `stored`, every element must also fit kind's precision. Raises a clear
+// ERROR for bad input. Sets *dim to the vector's dimension.
+float *drift_index_vector(Relation index, Datum value, uint32 expected_dim, drift::Metric metric, uint16 kind,
+                          bool stored, uint32 *dim);
 
 // Checks a real[] and returns its floats (inside the array) and dimension.
 const float *drift_array_floats(ArrayType *a, int *dim);
@@ -243,13 +275,6 @@ inline auto drift_guard(const char *what, F &&fn) -> decltype(fn()) {
 
 // An interrupt predicate for core computations: a cancel or termination is pending.
 drift::Interrupt drift_interrupt();
-
-extern "C" {
-// Distance functions, whose addresses identify an opclass's metric.
-Datum drift_l2_distance(PG_FUNCTION_ARGS);
-Datum drift_negative_inner_product(PG_FUNCTION_ARGS);
-Datum drift_cosine_distance(PG_FUNCTION_ARGS);
-}
 
 // Access-method callbacks.
 IndexBuildResult *drift_ambuild(Relation heap, Relation index, IndexInfo *indexInfo);

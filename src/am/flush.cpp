@@ -56,7 +56,7 @@ static void sample_chain(Relation index, const DriftMetaPageData *meta, BlockNum
     Page page = BufferGetPage(buf);
     for (uint16 s = 0; s < drift_vec_header(page)->nslots; s++) {
         DriftVecEntry ve = drift_vec_entry(page, meta->dim, s);
-        if (ItemPointerIsValid(&ve->tid)) entries_add(out, &ve->tid, ve->vec);
+        if (ItemPointerIsValid(&ve->tid)) entries_add(out, &ve->tid, page, s);
     }
     UnlockReleaseBuffer(buf);
 }
@@ -177,7 +177,7 @@ void flush(Maint *m, bool force) {
         DriftVecHeader *h = drift_vec_header(page);
         for (uint16 s = 0; s < h->nslots; s++) {
             DriftVecEntry ve = drift_vec_entry(page, m->dim, s);
-            if (ItemPointerIsValid(&ve->tid)) entries_add(&e, &ve->tid, ve->vec);
+            if (ItemPointerIsValid(&ve->tid)) entries_add(&e, &ve->tid, page, s);
         }
     }
     if (BufferIsValid(c.buf))

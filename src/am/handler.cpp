@@ -7,6 +7,7 @@
 #include "../storage/buffers.h"
 
 extern "C" {
+#include "access/amvalidate.h"
 #include "access/htup_details.h"
 #include "access/reloptions.h"
 #include "catalog/pg_amop.h"
@@ -44,6 +45,11 @@ int drift_l0_flush_rows = 10000;
 int drift_l0_idle_flush = 10000;
 
 static relopt_kind drift_relopt_kind;
+static relopt_enum_elt_def drift_precisions[] = {
+    {"single", DRIFT_PRECISION_SINGLE},
+    {"half", DRIFT_PRECISION_HALF},
+    {NULL, 0},
+};
 
 // Registers GUCs and reloptions, and picks the SIMD kernels once.
 void _PG_init(void) {
@@ -57,6 +63,10 @@ void _PG_init(void) {
     add_int_reloption(drift_relopt_kind, "max_bucket_size",
                       "Entries above which maintenance splits a bucket (0 = 3x the mean bucket size at training)", 0, 0,
                       1000000, ShareUpdateExclusiveLock);
+    add_enum_reloption(drift_relopt_kind, "precision",
+                       "How the index stores full vectors and centroids (default: half for halfvec, else single)",
+                       drift_precisions, DRIFT_PRECISION_DEFAULT, "Valid values are \"single\" and \"half\".",
+                       AccessExclusiveLock);
     DefineCustomIntVariable("drift.probes", "Buckets scanned by a drift index scan before returning rows.", NULL,
                             &drift_probes, 10, 1, 32768, PGC_USERSET, 0, NULL, NULL, NULL);
     DefineCustomIntVariable("drift.rerank", "Candidates re-ranked with exact distances per batch of a drift scan.",
@@ -112,6 +122,7 @@ static bytea *drift_amoptions(Datum reloptions, bool validate) {
             {"lists", RELOPT_TYPE_INT, offsetof(DriftOptions, lists)},
             {"clip_percentile", RELOPT_TYPE_REAL, offsetof(DriftOptions, clip_percentile)},
             {"max_bucket_size", RELOPT_TYPE_INT, offsetof(DriftOptions, max_bucket_size)},
+            {"precision", RELOPT_TYPE_ENUM, offsetof(DriftOptions, precision)},
         };
         return (bytea *) build_reloptions(reloptions, validate, drift_relopt_kind, sizeof(DriftOptions), tab,
                                           lengthof(tab));
@@ -173,16 +184,28 @@ static bool drift_amvalidate(Oid opclassoid) {
         Oid family = form->opcfamily, type = form->opcintype;
         ReleaseSysCache(tup);
 
-        bool ok = true, has_proc = false, has_op = false;
+        bool ok = true, has_proc = false, has_support = false, has_op = false;
         CatCList *procs = SearchSysCacheList1(AMPROCNUM, ObjectIdGetDatum(family));
         for (int i = 0; i < procs->n_members; i++) {
             Form_pg_amproc p = (Form_pg_amproc) GETSTRUCT(&procs->members[i]->tuple);
             if (p->amproclefttype != type) continue;
-            if (p->amprocnum != 1) {
-                ereport(INFO, (errmsg("drift operator family has support function %d, only 1 is defined", p->amprocnum)));
+            if (p->amprocnum == DRIFT_SUPPORT_DISTANCE) {
+                has_proc = true;
+            } else if (p->amprocnum == DRIFT_SUPPORT_OPCLASS &&
+                       check_amproc_signature(p->amproc, INTERNALOID, true, 1, 1, INTERNALOID)) {
+                FmgrInfo f;
+                fmgr_info(p->amproc, &f);
+                const char *problem = drift_opclass_type_problem(drift_opclass_of(&f), type);
+                if (problem) {
+                    ereport(INFO, (errmsg("%s", problem)));
+                    ok = false;
+                }
+                has_support = true;
+            } else {
+                ereport(INFO, (errmsg("drift operator family has support function %d with a wrong signature, or "
+                                      "one drift does not define", p->amprocnum)));
                 ok = false;
             }
-            has_proc = true;
         }
         ReleaseSysCacheList(procs);
         CatCList *ops = SearchSysCacheList1(AMOPSTRATEGY, ObjectIdGetDatum(family));
@@ -196,8 +219,9 @@ static bool drift_amvalidate(Oid opclassoid) {
             has_op = true;
         }
         ReleaseSysCacheList(ops);
-        if (!has_proc || !has_op) {
-            ereport(INFO, (errmsg("drift operator class needs a distance function and an ordering operator")));
+        if (!has_proc || !has_support || !has_op) {
+            ereport(INFO, (errmsg("drift operator class needs a distance function (1), a drift support function (2) "
+                                  "and an ordering operator")));
             ok = false;
         }
         return ok;
@@ -215,23 +239,12 @@ drift::Interrupt drift_interrupt() {
     return i;
 }
 
-drift::Metric drift_index_metric(Relation index) {
-    PGFunction fn = index_getprocinfo(index, 1, 1)->fn_addr;
-    if (fn == drift_l2_distance) return drift::Metric::L2;
-    if (fn == drift_negative_inner_product) return drift::Metric::InnerProduct;
-    if (fn == drift_cosine_distance) return drift::Metric::Cosine;
-    ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-                    errmsg("index \"%s\" uses a distance function drift does not know", RelationGetRelationName(index)),
-                    errhint("Use one of drift_l2_ops, drift_ip_ops or drift_cosine_ops.")));
-    return drift::Metric::L2;
-}
-
 // The index access method handler: every field set, NULLs included.
 Datum drift_handler(PG_FUNCTION_ARGS) {
     return drift_guard("handler", [&]() -> Datum {
         IndexAmRoutine *am = makeNode(IndexAmRoutine);
         am->amstrategies = 0;
-        am->amsupport = 1;
+        am->amsupport = 2;
         am->amoptsprocnum = 0;
         am->amcanorder = false;
         am->amcanorderbyop = true;

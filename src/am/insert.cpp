@@ -24,7 +24,8 @@ bool drift_aminsert(Relation index, Datum *values, bool *isnull, ItemPointer hea
         DriftMetaPageData *meta = (DriftMetaPageData *) palloc(offsetof(DriftMetaPageData, retired));
         drift_read_meta_fields(index, meta);
         uint32 dim;
-        float *v = drift_index_vector(index, values[0], meta->dim, drift::Metric(meta->metric), &dim);
+        float *v = drift_index_vector(index, values[0], meta->dim, drift::Metric(meta->metric), meta->vec_kind, true,
+                                      &dim);
         if (meta->dim == 0) {
             drift_set_dimension(index, dim);
             drift_read_meta_fields(index, meta);

@@ -61,8 +61,9 @@ struct MetaChange {
 // Re-reads the index's metadata.
 inline void refresh(Maint *m) { m->info = drift_info(m->index); }
 
-// Appends one entry.
+// Appends one entry: its vector given, or slot `slot` of cold/L0 page `page`.
 void entries_add(Entries *e, const ItemPointerData *tid, const float *vec);
+void entries_add(Entries *e, const ItemPointerData *tid, Page page, uint16 slot);
 
 // Reads every live entry of bucket chain `chain` starting at head.
 void read_chain(Relation index, const DriftMetaPageData *meta, BlockNumber head, uint32 chain, Entries *out);

@@ -20,8 +20,8 @@ extern "C" {
 
 namespace maint {
 
-// Appends one entry.
-void entries_add(Entries *e, const ItemPointerData *tid, const float *vec) {
+// Appends one entry whose vector the caller writes at the returned place.
+static float *entries_push(Entries *e, const ItemPointerData *tid) {
     if (e->n == e->cap) {
         e->cap = Max(256u, e->cap * 2);
         if (e->tids == NULL) {
@@ -33,8 +33,15 @@ void entries_add(Entries *e, const ItemPointerData *tid, const float *vec) {
         }
     }
     e->tids[e->n] = *tid;
-    memcpy(e->vecs + Size(e->n) * e->dim, vec, sizeof(float) * e->dim);
-    e->n++;
+    return e->vecs + Size(e->n++) * e->dim;
+}
+
+void entries_add(Entries *e, const ItemPointerData *tid, const float *vec) {
+    memcpy(entries_push(e, tid), vec, sizeof(float) * e->dim);
+}
+
+void entries_add(Entries *e, const ItemPointerData *tid, Page page, uint16 slot) {
+    drift_vec_copy(page, e->dim, slot, entries_push(e, tid));
 }
 
 // Reads every live entry of bucket chain `chain` starting at head.
@@ -68,7 +75,7 @@ void read_chain(Relation index, const DriftMetaPageData *meta, BlockNumber head,
                     drift_cursor_end(&c);
                     drift_corrupt(index, h->cold[ci], "A cold page does not hold the TID of its hot slot.");
                 }
-                entries_add(out, &tids[s], ve->vec);
+                entries_add(out, &tids[s], cpage, cs);
             }
             UnlockReleaseBuffer(cbuf);
         }
@@ -184,7 +191,7 @@ void commit(Maint *m, const EntryUpdate *u, int nu, const MetaChange &c) {
     Page npage = NULL;
     if (BufferIsValid(newdir)) {
         npage = drift_meta_add(&me, newdir, GENERIC_XLOG_FULL_IMAGE);
-        drift_page_init(npage, DRIFT_PAGE_DIR, 0);
+        drift_page_init(npage, DRIFT_PAGE_DIR, 0, mp->vec_kind);
         if (info->ndir == 0) mp->dir_head = BufferGetBlockNumber(newdir);  // a newly trained index's first
         for (int j = 0; j < nb; j++)
             if (blks[j] == info->dir_blocks[info->ndir - 1]) DriftPageGetOpaque(pages[j])->next = BufferGetBlockNumber(newdir);
@@ -202,7 +209,7 @@ void commit(Maint *m, const EntryUpdate *u, int nu, const MetaChange &c) {
         for (int k = 0; k < c.nretire; k++)  // a retired chain is the one an entry leaves
             if (e->chain == c.retire[k]) heads[k] = e->head;
         memcpy(e, &u[i].fields, offsetof(DriftDirEntryData, centroid));
-        if (u[i].centroid) memcpy(e->centroid, u[i].centroid, sizeof(float) * m->dim);
+        if (u[i].centroid) drift_dir_set_centroid(p, m->dim, slot, u[i].centroid);
         drift_page_set_bounds(p, m->dim);
         mp->nbuckets = Max(mp->nbuckets, u[i].bucket + 1);
     }
@@ -275,7 +282,7 @@ void append_to_buckets(Maint *m, const Entries *e, const uint32 *idx, const uint
     }
 
     // Directory statistics, one record per directory page.
-    float *sum = (float *) palloc(sizeof(float) * dim);
+    float *sum = (float *) palloc(sizeof(float) * dim), *cen = (float *) palloc(sizeof(float) * dim);
     for (uint32 pi = 0; pi < info->ndir; pi++) {
         uint32 lo = pi * info->meta.dir_cap, hi = Min(nbk, lo + info->meta.dir_cap);
         bool any = false;
@@ -291,18 +298,21 @@ void append_to_buckets(Maint *m, const Entries *e, const uint32 *idx, const uint
             memset(sum, 0, sizeof(float) * dim);
             for (uint32 i = start[b]; i < start[b + 1]; i++)
                 for (uint32 j = 0; j < dim; j++) sum[j] += vecs[Size(i) * dim + j];
-            de->moved += drift::absorb_into_mean(de->centroid, de->nlive, sum, cnt, dim);
+            drift_dir_centroid(p, dim, b - lo, cen);
+            de->moved += drift::absorb_into_mean(cen, de->nlive, sum, cnt, dim);
+            drift_dir_set_centroid(p, dim, b - lo, cen);
             de->nlive += cnt;
             if (count_heat) de->temperature = drift::next_temperature(de->temperature, cnt, de->nlive);
             float r2 = de->radius * de->radius;
             for (uint32 i = start[b]; i < start[b + 1]; i++)
-                r2 = Max(r2, drift::order_distance(drift::Metric::L2, vecs + Size(i) * dim, de->centroid, dim));
+                r2 = Max(r2, drift::order_distance(drift::Metric::L2, vecs + Size(i) * dim, cen, dim));
             de->radius = std::sqrt(r2);
         }
         GenericXLogFinish(st);
         UnlockReleaseBuffer(dbuf);
     }
     pfree(sum);
+    pfree(cen);
     pfree(tids);
     pfree(codes);
     pfree(vecs);

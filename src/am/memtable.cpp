@@ -238,7 +238,7 @@ static void read_page_rows(Relation index, const DriftMetaPageData *meta, BlockN
         DriftVecEntry e = drift_vec_entry(page, meta->dim, s);
         if (!ItemPointerIsValid(&e->tid)) continue;
         out->refs[out->n] = MemRef{e->tid, s, blkno};
-        memcpy(out->vecs + Size(out->n) * meta->dim, e->vec, sizeof(float) * meta->dim);
+        drift_vec_copy(page, meta->dim, s, out->vecs + Size(out->n) * meta->dim);
         out->n++;
     }
     UnlockReleaseBuffer(buf);

@@ -57,6 +57,7 @@ struct DriftScanOpaqueData {
     drift::Metric metric;
     uint32 dim;
     float *query;           /* dim floats; unit length for cosine */
+    float *widened;         /* dim floats: a stored vector of a half-precision index */
     drift::Sq8Query table;  /* per-query SQ8 table */
     drift::Sq8Query old_table; /* the same for the previous quantizer, if buckets still use it */
     bool *old_quant;        /* per bucket: coded with the previous quantizer */
@@ -150,9 +151,10 @@ static void start_scan(IndexScanDesc scan) {
         so->query = (float *) palloc0(sizeof(float) * Max(dim, 1));
     } else {
         uint32 qdim;
-        so->query = drift_index_vector(index, key->sk_argument, dim, so->metric, &qdim);
+        so->query = drift_index_vector(index, key->sk_argument, dim, so->metric, so->meta.vec_kind, false, &qdim);
         if (dim == 0) dim = so->dim = qdim;
     }
+    so->widened = (float *) palloc(sizeof(float) * Max(dim, 1));
     scan_l0(scan);
     // The bucket view is taken after L0 is read: a flush copies rows into
     // buckets before it unlinks their L0 pages, so a row this scan missed
@@ -256,7 +258,8 @@ static void scan_l0_range(IndexScanDesc scan, BlockNumber blkno, uint16 from, Bl
         for (uint16 s = from; s < n; s++) {
             DriftVecEntry e = drift_vec_entry(page, so->dim, s);
             if (ItemPointerIsValid(&e->tid))
-                add_result(so, drift::order_distance(so->metric, so->query, e->vec, so->dim), &e->tid);
+                add_result(so, drift::order_distance(so->metric, so->query, drift_vec_read(page, so->dim, s, so->widened), so->dim),
+                           &e->tid);
         }
         if (last) {
             drift_cursor_end(&c);
@@ -311,7 +314,8 @@ static void rerank(IndexScanDesc scan, Size from, Size to) {
         if (c->slot >= drift_vec_header(page)->nslots) continue;
         DriftVecEntry e = drift_vec_entry(page, so->dim, c->slot);
         if (!ItemPointerEquals(&e->tid, &c->tid)) continue;
-        add_result(so, drift::order_distance(so->metric, so->query, e->vec, so->dim), &c->tid);
+        add_result(so, drift::order_distance(so->metric, so->query, drift_vec_read(page, so->dim, c->slot, so->widened), so->dim),
+                   &c->tid);
     }
     if (BufferIsValid(buf)) UnlockReleaseBuffer(buf);
 }

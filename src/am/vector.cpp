@@ -1,17 +1,33 @@
-// real[] arguments: validation, and the SQL distance functions.
+// The column types drift indexes: real[], and pgvector's vector and halfvec
+// (read by their layout: drift never links pgvector). Validation, the
+// operator class descriptors (support function 2) that choose a reader and a
+// metric, and the SQL distance functions on real[].
 #include "drift.h"
 
 #include "../core/distance.hpp"
+#include "../core/half.hpp"
 
 extern "C" {
 #include "catalog/pg_type.h"
+#include "utils/builtins.h"
 #include "utils/float.h"
+#include "utils/syscache.h"
 
 PG_FUNCTION_INFO_V1(drift_l2_distance);
 PG_FUNCTION_INFO_V1(drift_inner_product);
 PG_FUNCTION_INFO_V1(drift_negative_inner_product);
 PG_FUNCTION_INFO_V1(drift_cosine_distance);
 Datum drift_inner_product(PG_FUNCTION_ARGS);
+}
+
+// Checks that n floats are finite (every reader refuses NaN and infinity).
+static void check_finite(const float *v, int n) {
+    for (int i = 0; i < n; i++)
+        if (!std::isfinite(v[i]))
+            ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+                            errmsg("drift vector must not contain NaN or infinity (element %d is %s)", i + 1,
+                                   std::isnan(v[i]) ? "NaN" : "infinite"),
+                            errhint("Remove or replace non-finite values before storing the vector.")));
 }
 
 const float *drift_array_floats(ArrayType *a, int *dim) {
@@ -30,12 +46,7 @@ const float *drift_array_floats(ArrayType *a, int *dim) {
                         errhint("Replace NULL elements with numbers, or store a NULL vector instead.")));
     int n = ARR_DIMS(a)[0];
     const float *v = (const float *) ARR_DATA_PTR(a);
-    for (int i = 0; i < n; i++)
-        if (!std::isfinite(v[i]))
-            ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-                            errmsg("drift vector must not contain NaN or infinity (element %d is %s)", i + 1,
-                                   std::isnan(v[i]) ? "NaN" : "infinite"),
-                            errhint("Remove or replace non-finite values before storing the vector.")));
+    check_finite(v, n);
     *dim = n;
     return v;
 }
@@ -91,22 +102,133 @@ Datum drift_cosine_distance(PG_FUNCTION_ARGS) {
     });
 }
 
-float *drift_index_vector(Relation index, Datum value, uint32 expected_dim, drift::Metric metric, uint32 *dim) {
-    ArrayType *a = DatumGetArrayTypeP(value);
+// The header pgvector's vector and halfvec share: varlena length, dimension,
+// a reserved word, then dim elements (float4 or IEEE half).
+struct PgvectorHeader {
+    int32 vl_len_;
+    int16 dim;
+    int16 unused;
+};
+
+// The elements of a pgvector datum of elem-byte elements, checked against its size.
+static const char *pgvector_elems(Datum value, Size elem, const char *type, int *dim) {
+    struct varlena *v = PG_DETOAST_DATUM(value);
+    Size size = VARSIZE_ANY(v);
+    const PgvectorHeader *h = (const PgvectorHeader *) v;
+    if (size < sizeof(PgvectorHeader) || h->dim < 1 ||
+        size < sizeof(PgvectorHeader) + elem * Size(h->dim))
+        ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED), errmsg("malformed %s value (%zu bytes)", type, size),
+                        errhint("The value does not have pgvector's %s layout.", type)));
+    *dim = h->dim;
+    return (const char *) v + sizeof(PgvectorHeader);
+}
+
+// A real[] as floats.
+static float *read_real(Datum value, int *dim) {
+    const float *v = drift_array_floats(DatumGetArrayTypeP(value), dim);
+    float *out = (float *) palloc(sizeof(float) * *dim);
+    memcpy(out, v, sizeof(float) * *dim);
+    return out;
+}
+
+// A pgvector vector as floats.
+static float *read_vector(Datum value, int *dim) {
+    const char *x = pgvector_elems(value, sizeof(float), "vector", dim);
+    float *out = (float *) palloc(sizeof(float) * *dim);
+    memcpy(out, x, sizeof(float) * *dim);
+    check_finite(out, *dim);
+    return out;
+}
+
+// A pgvector halfvec as floats (exact: every half is a float).
+static float *read_halfvec(Datum value, int *dim) {
+    const char *x = pgvector_elems(value, sizeof(uint16), "halfvec", dim);
+    uint16 *h = (uint16 *) palloc(sizeof(uint16) * *dim);  // (x may be unaligned for the kernel)
+    memcpy(h, x, sizeof(uint16) * *dim);
+    float *out = (float *) palloc(sizeof(float) * *dim);
+    drift::kernels().halves_to_float(h, out, *dim);
+    pfree(h);
+    check_finite(out, *dim);
+    return out;
+}
+
+// Operator class support function 2 of every drift operator class: returns
+// the class's DriftOpclass. Called by drift only (its argument is unused).
+#define DRIFT_OPCLASS_SUPPORT(fn, type, metric, kind, reader)                  \
+    extern "C" {                                                               \
+    PG_FUNCTION_INFO_V1(fn);                                                   \
+    Datum fn(PG_FUNCTION_ARGS);                                                \
+    }                                                                          \
+    Datum fn(PG_FUNCTION_ARGS) {                                               \
+        static const DriftOpclass oc = {type, drift::Metric::metric, kind, reader}; \
+        PG_RETURN_POINTER(&oc);                                                \
+    }
+
+DRIFT_OPCLASS_SUPPORT(drift_real_l2_support, "real[]", L2, DRIFT_VEC_FLOAT4, read_real)
+DRIFT_OPCLASS_SUPPORT(drift_real_ip_support, "real[]", InnerProduct, DRIFT_VEC_FLOAT4, read_real)
+DRIFT_OPCLASS_SUPPORT(drift_real_cosine_support, "real[]", Cosine, DRIFT_VEC_FLOAT4, read_real)
+DRIFT_OPCLASS_SUPPORT(drift_vector_l2_support, "vector", L2, DRIFT_VEC_FLOAT4, read_vector)
+DRIFT_OPCLASS_SUPPORT(drift_vector_ip_support, "vector", InnerProduct, DRIFT_VEC_FLOAT4, read_vector)
+DRIFT_OPCLASS_SUPPORT(drift_vector_cosine_support, "vector", Cosine, DRIFT_VEC_FLOAT4, read_vector)
+DRIFT_OPCLASS_SUPPORT(drift_halfvec_l2_support, "halfvec", L2, DRIFT_VEC_HALF, read_halfvec)
+DRIFT_OPCLASS_SUPPORT(drift_halfvec_ip_support, "halfvec", InnerProduct, DRIFT_VEC_HALF, read_halfvec)
+DRIFT_OPCLASS_SUPPORT(drift_halfvec_cosine_support, "halfvec", Cosine, DRIFT_VEC_HALF, read_halfvec)
+
+const DriftOpclass *drift_opclass_of(FmgrInfo *support) {
+    return (const DriftOpclass *) DatumGetPointer(FunctionCall1(support, PointerGetDatum(NULL)));
+}
+
+const char *drift_opclass_type_problem(const DriftOpclass *oc, Oid type) {
+    HeapTuple tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(type));
+    if (!HeapTupleIsValid(tup)) elog(ERROR, "cache lookup failed for type %u", type);
+    bool same = type == FLOAT4ARRAYOID ? strcmp(oc->type, "real[]") == 0
+                                       : strcmp(NameStr(((Form_pg_type) GETSTRUCT(tup))->typname), oc->type) == 0;
+    ReleaseSysCache(tup);
+    return same ? NULL
+                : psprintf("drift support function 2 reads %s, but the operator class is for type %s", oc->type,
+                           format_type_be(type));
+}
+
+const DriftOpclass *drift_index_opclass(Relation index) {
+    if (!OidIsValid(index_getprocid(index, 1, DRIFT_SUPPORT_OPCLASS)))
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("the operator class of index \"%s\" lacks drift's support function %d",
+                               RelationGetRelationName(index), DRIFT_SUPPORT_OPCLASS),
+                        errhint("Run ALTER EXTENSION drift UPDATE (and ALTER EXTENSION drift_vector UPDATE).")));
+    const DriftOpclass *oc = drift_opclass_of(index_getprocinfo(index, 1, DRIFT_SUPPORT_OPCLASS));
+    if (const char *problem = drift_opclass_type_problem(oc, index->rd_opcintype[0]))
+        ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE), errmsg("index \"%s\": %s", RelationGetRelationName(index), problem),
+                        errhint("Use one of the drift operator classes for the column's type.")));
+    return oc;
+}
+
+float *drift_index_vector(Relation index, Datum value, uint32 expected_dim, drift::Metric metric, uint16 kind,
+                          bool stored, uint32 *dim) {
     int n;
-    const float *v = drift_array_floats(a, &n);
-    if (uint32(n) > drift::kMaxDim)
+    float *v = drift_index_opclass(index)->read(value, &n);
+    if (uint32(n) > drift_max_dim(kind))
         ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-                        errmsg("vector has %d dimensions, more than the %u a drift index supports", n, drift::kMaxDim),
-                        errhint("Reduce the dimension (e.g. with PCA) before indexing.")));
+                        errmsg("vector has %d dimensions, more than the %u a drift index %s supports", n,
+                               drift_max_dim(kind), kind == DRIFT_VEC_HALF ? "of half precision" : "of single precision"),
+                        errhint(kind == DRIFT_VEC_HALF ? "Reduce the dimension (e.g. with PCA) before indexing."
+                                                       : "Index with WITH (precision = half) for up to 4000 dimensions, "
+                                                         "or reduce the dimension.")));
     if (expected_dim != 0 && uint32(n) != expected_dim)
         ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
                         errmsg("vector has %d dimensions, but index \"%s\" has %u", n, RelationGetRelationName(index),
                                expected_dim),
                         errhint("Every vector in a drift index must have the same dimension.")));
-    float *out = (float *) palloc(sizeof(float) * n);
-    memcpy(out, v, sizeof(float) * n);
-    if (metric == drift::Metric::Cosine) drift::normalize(out, n);
+    if (metric == drift::Metric::Cosine) drift::normalize(v, n);
+    if (stored && kind == DRIFT_VEC_HALF)
+        for (int i = 0; i < n; i++) {
+            uint16 h;
+            if (!drift::float_to_half(v[i], &h))
+                ereport(ERROR, (errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+                                errmsg("element %d (%g) is out of range for index \"%s\", which stores half precision",
+                                       i + 1, double(v[i]), RelationGetRelationName(index)),
+                                errhint("Half precision holds magnitudes up to 65504: scale the vectors, or index "
+                                        "them with precision = single.")));
+        }
     *dim = uint32(n);
-    return out;
+    return v;
 }

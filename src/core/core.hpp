@@ -17,10 +17,6 @@ namespace drift {
 // Distance metric of an index; the values are stored in the metapage.
 enum class Metric : uint16_t { L2 = 1, InnerProduct = 2, Cosine = 3 };
 
-// Largest vector dimension an index accepts: a full float vector must fit in
-// one 8 kB page.
-constexpr uint32_t kMaxDim = 2000;
-
 // Error raised by the engine for invalid arguments or impossible states.
 class Error : public std::runtime_error {
   public:

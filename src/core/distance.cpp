@@ -3,7 +3,11 @@
 
 #include <cmath>
 
+#include "half.hpp"
+
 #if defined(__x86_64__)
+#include <cpuid.h>
+
 #include <xsimd/config/xsimd_cpuid.hpp>
 #endif
 
@@ -49,12 +53,15 @@ struct Registry {
     Kernels sets[4];
     size_t n = 0;
     Registry() {
-        sets[n++] = Kernels{"scalar", scalar_l2sq, scalar_dot, scalar_sq8_l2, scalar_sq8_dot, scalar_l2sq_x4};
+        sets[n++] = Kernels{"scalar", scalar_l2sq, scalar_dot, scalar_sq8_l2, scalar_sq8_dot, scalar_l2sq_x4,
+                            halves_to_float_scalar};
 #if defined(__x86_64__)
         auto cpu = xsimd::available_architectures();
+        unsigned a, b, c, d;
+        bool f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);  // (the AVX2 and AVX-512 sets use it)
         if (cpu.sse2) sets[n++] = simd::kernels_sse2();
-        if (cpu.avx2 && cpu.fma3_avx2) sets[n++] = simd::kernels_avx2();
-        if (cpu.avx512bw) sets[n++] = simd::kernels_avx512();
+        if (cpu.avx2 && cpu.fma3_avx2 && f16c) sets[n++] = simd::kernels_avx2();
+        if (cpu.avx512bw && f16c) sets[n++] = simd::kernels_avx512();
 #endif
     }
 };

@@ -20,6 +20,8 @@ struct Kernels {
     float (*sq8_dot)(const float *q, const uint8_t *code, size_t n);
     // Squared L2 distances of four vectors q[0..3] to one vector c, into out[0..3].
     void (*l2sq_x4)(const float *const *q, const float *c, size_t n, float *out);
+    // Widens n IEEE half-precision values to floats.
+    void (*halves_to_float)(const uint16_t *h, float *out, size_t n);
 };
 
 // The kernels chosen for this CPU (chosen on first use; call once at load).

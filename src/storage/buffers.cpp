@@ -49,10 +49,12 @@ const char *drift_meta_problem(const DriftMetaPageData *meta, char *buf, Size bu
     }
     // (Only the fields before the retired list: an insert reads no more.)
     uint32 dim = meta->dim;
-    if (dim > drift::kMaxDim) return "The metapage's dimension is invalid.";
-    uint16 cold = dim ? drift_vec_capacity(dim) : 0;
+    if (meta->vec_kind != DRIFT_VEC_FLOAT4 && meta->vec_kind != DRIFT_VEC_HALF)
+        return "The metapage names an unknown vector kind.";
+    if (dim > drift_max_dim(meta->vec_kind)) return "The metapage's dimension is invalid.";
+    uint16 cold = dim ? drift_vec_capacity(dim, meta->vec_kind) : 0;
     if (meta->cold_cap != cold || meta->hot_cap != (dim ? drift_hot_capacity(dim, cold) : 0) ||
-        meta->dir_cap != (dim ? drift_dir_capacity(dim) : 0))
+        meta->dir_cap != (dim ? drift_dir_capacity(dim, meta->vec_kind) : 0))
         return "The metapage's page capacities do not match its dimension.";
     if (meta->metric < uint16(drift::Metric::L2) || meta->metric > uint16(drift::Metric::Cosine))
         return "The metapage names an unknown metric.";

@@ -15,7 +15,7 @@ void drift_vec_put(Page page, uint32 dim, uint16 slot, ItemPointer tid, const fl
     DriftVecEntry e = drift_vec_entry(page, dim, slot);
     e->tid = *tid;
     e->unused = 0;
-    memcpy(e->vec, vec, sizeof(float) * dim);
+    drift_vec_write(page, dim, slot, vec);
     if (slot >= h->nslots) h->nslots = slot + 1;
     h->nlive++;
     drift_page_set_bounds(page, dim);
@@ -47,16 +47,18 @@ void drift_hot_put(const DriftMetaPageData *meta, Page hot, Page cold, uint16 s,
     drift_vec_header(cold)->nlive = 0;
 }
 
-Buffer drift_unlogged_page(Relation index, ForkNumber fork, uint16 type, uint32 chain) {
+Buffer drift_unlogged_page(Relation index, ForkNumber fork, uint16 type, uint32 chain, uint16 kind) {
     Buffer buf = drift_new_buffer(index, fork);
-    drift_page_init(BufferGetPage(buf), type, chain);
+    drift_page_init(BufferGetPage(buf), type, chain, kind);
     MarkBufferDirty(buf);
     LockBuffer(buf, BUFFER_LOCK_UNLOCK);
     return buf;
 }
 
 // A new page of the chain being written.
-static Buffer writer_page(ChainWriter *w, uint16 type) { return drift_unlogged_page(w->index, w->fork, type, w->chain); }
+static Buffer writer_page(ChainWriter *w, uint16 type) {
+    return drift_unlogged_page(w->index, w->fork, type, w->chain, w->meta->vec_kind);
+}
 
 // Drops the writer's pin on a page it is done with, WAL-logging the page first if asked.
 static void writer_release(ChainWriter *w, Buffer buf) {
@@ -84,7 +86,7 @@ BlockNumber drift_write_blob(Relation index, ForkNumber fork, uint32 chain, cons
     BlockNumber head = InvalidBlockNumber;
     Buffer prev = InvalidBuffer;
     for (Size done = 0; done < nbytes;) {
-        Buffer buf = drift_unlogged_page(index, fork, DRIFT_PAGE_BLOB, chain);
+        Buffer buf = drift_unlogged_page(index, fork, DRIFT_PAGE_BLOB, chain, 0);
         Page page = drift_unlogged_edit(buf);
         Size n = Min(nbytes - done, Size(DRIFT_BLOB_CAPACITY));
         memcpy(drift_blob_data(page), data + done, n);
@@ -195,7 +197,7 @@ void drift_bucket_append(Relation index, const DriftMetaPageData *meta, DriftDir
             Page hot = GenericXLogRegisterBuffer(st, buf, 0);
             Page cold = GenericXLogRegisterBuffer(st, cbuf, fresh ? GENERIC_XLOG_FULL_IMAGE : 0);
             if (fresh) {
-                drift_page_init(cold, DRIFT_PAGE_COLD, chain);
+                drift_page_init(cold, DRIFT_PAGE_COLD, chain, meta->vec_kind);
                 h = drift_hot_header(hot);
                 h->cold[h->ncold++] = BufferGetBlockNumber(cbuf);
             }
@@ -219,8 +221,8 @@ void drift_bucket_append(Relation index, const DriftMetaPageData *meta, DriftDir
         Page hot = GenericXLogRegisterBuffer(st, nbuf, GENERIC_XLOG_FULL_IMAGE);
         Page cold = GenericXLogRegisterBuffer(st, cbuf, GENERIC_XLOG_FULL_IMAGE);
         Page dpage = GenericXLogRegisterBuffer(st, dbuf, 0);
-        drift_page_init(hot, DRIFT_PAGE_HOT, chain);
-        drift_page_init(cold, DRIFT_PAGE_COLD, chain);
+        drift_page_init(hot, DRIFT_PAGE_HOT, chain, 0);
+        drift_page_init(cold, DRIFT_PAGE_COLD, chain, meta->vec_kind);
         DriftHotHeader *h = drift_hot_header(hot);
         h->bucket = bucket;
         h->ncold = 1;
@@ -264,7 +266,8 @@ static void l0_put_logged(Relation index, Buffer buf, uint32 dim, uint16 s, Item
     if (RelationNeedsWAL(index)) {
         char *end = delta_fragment(delta.data, page, offsetof(PageHeaderData, pd_lower), 2 * sizeof(LocationIndex));
         end = delta_fragment(end, page, PageGetContents(page) - (char *) page, sizeof(DriftVecHeader));
-        end = delta_fragment(end, page, (char *) drift_vec_entry(page, dim, s) - (char *) page, drift_vec_stride(dim));
+        end = delta_fragment(end, page, (char *) drift_vec_entry(page, dim, s) - (char *) page,
+                             drift_vec_stride(dim, drift_vec_header(page)->kind));
         XLogBeginInsert();
         XLogRegisterBuffer(0, buf, REGBUF_STANDARD);
         XLogRegisterBufData(0, delta.data, end - delta.data);
@@ -284,7 +287,7 @@ uint32 drift_l0_append(Relation index, const DriftMetaPageData *meta, ItemPointe
         if (tail == InvalidBlockNumber) {
             Buffer nbuf = drift_new_buffer(index, MAIN_FORKNUM);
             Page page = drift_meta_add(&e, nbuf, GENERIC_XLOG_FULL_IMAGE);
-            drift_page_init(page, DRIFT_PAGE_L0, e.meta->l0_chain);
+            drift_page_init(page, DRIFT_PAGE_L0, e.meta->l0_chain, e.meta->vec_kind);
             drift_vec_put(page, meta->dim, 0, tid, vec);
             e.meta->l0_head = e.meta->l0_tail = BufferGetBlockNumber(nbuf);
             uint32 pages = ++e.meta->l0_pages;
@@ -309,7 +312,7 @@ uint32 drift_l0_append(Relation index, const DriftMetaPageData *meta, ItemPointe
     drift_meta_begin(index, &e);
     Page page = drift_meta_add(&e, buf, 0);
     Page npage = drift_meta_add(&e, nbuf, GENERIC_XLOG_FULL_IMAGE);
-    drift_page_init(npage, DRIFT_PAGE_L0, DriftPageGetOpaque(page)->chain);
+    drift_page_init(npage, DRIFT_PAGE_L0, DriftPageGetOpaque(page)->chain, e.meta->vec_kind);
     drift_vec_put(npage, meta->dim, 0, tid, vec);
     DriftPageGetOpaque(page)->next = BufferGetBlockNumber(nbuf);
     e.meta->l0_tail = BufferGetBlockNumber(nbuf);
@@ -330,7 +333,7 @@ BlockNumber drift_l0_close(Relation index, const DriftMetaPageData *meta) {
     Page page = drift_meta_add(&e, buf, 0);
     Page npage = drift_meta_add(&e, nbuf, GENERIC_XLOG_FULL_IMAGE);
     e.meta->l0_chain = e.meta->next_chain++;
-    drift_page_init(npage, DRIFT_PAGE_L0, e.meta->l0_chain);
+    drift_page_init(npage, DRIFT_PAGE_L0, e.meta->l0_chain, e.meta->vec_kind);
     DriftPageGetOpaque(page)->next = BufferGetBlockNumber(nbuf);
     e.meta->l0_tail = BufferGetBlockNumber(nbuf);
     e.meta->l0_pages = 0;

@@ -13,8 +13,9 @@ struct DriftDirSlot {
 // written without per-edit WAL, and locked only per edit: a content lock
 // holds off interrupts, and a backend may hold only so many at once.
 
-// A new page initialized as type with chain id chain: pinned, unlocked.
-Buffer drift_unlogged_page(Relation index, ForkNumber fork, uint16 type, uint32 chain);
+// A new page initialized as type with chain id chain (and vector kind
+// `kind`, for cold, L0 and directory pages): pinned, unlocked.
+Buffer drift_unlogged_page(Relation index, ForkNumber fork, uint16 type, uint32 chain, uint16 kind);
 
 // Locks such a page for an edit and returns it.
 Page drift_unlogged_edit(Buffer buf);

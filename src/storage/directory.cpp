@@ -45,7 +45,7 @@ static const char *read_once(Relation index, DriftDirectory *out, bool centroids
         for (uint32 i = 0; i < k; i++, b++) {
             DriftDirEntry e = drift_dir_entry(page, dim, i);
             memcpy(&out->entries[b], e, offsetof(DriftDirEntryData, centroid));
-            if (centroids) memcpy(out->centroids + Size(b) * dim, e->centroid, sizeof(float) * dim);
+            if (centroids) drift_dir_centroid(page, dim, i, out->centroids + Size(b) * dim);
             if (e->chain != 0 && e->quant != meta->quant_chain &&
                 (meta->old_quant_head == InvalidBlockNumber || e->quant != meta->old_quant_chain)) {
                 drift_cursor_end(&c);

@@ -1,13 +1,18 @@
 // Page initialization, capacities and corruption checks.
+// (src/core before any server header: see src/core/core.hpp.)
+#include "../core/distance.hpp"
+#include "../core/half.hpp"
 #include "pages.h"
 
-uint16 drift_dir_capacity(uint32 dim) {
-    return uint16((DRIFT_PAGE_USABLE - MAXALIGN(sizeof(DriftDirHeader))) / drift_dir_stride(dim));
+uint16 drift_dir_capacity(uint32 dim, uint16 kind) {
+    return uint16((DRIFT_PAGE_USABLE - MAXALIGN(sizeof(DriftDirHeader))) / drift_dir_stride(dim, kind));
 }
 
-uint16 drift_vec_capacity(uint32 dim) {
-    return uint16((DRIFT_PAGE_USABLE - MAXALIGN(sizeof(DriftVecHeader))) / drift_vec_stride(dim));
+uint16 drift_vec_capacity(uint32 dim, uint16 kind) {
+    return uint16((DRIFT_PAGE_USABLE - MAXALIGN(sizeof(DriftVecHeader))) / drift_vec_stride(dim, kind));
 }
+
+uint32 drift_max_dim(uint16 kind) { return kind == DRIFT_VEC_HALF ? 4000 : 2000; }
 
 uint16 drift_hot_capacity(uint32 dim, uint16 cold_cap) {
     uint32 cap = uint32((DRIFT_PAGE_USABLE - MAXALIGN(sizeof(DriftHotHeader))) / (sizeof(ItemPointerData) + dim));
@@ -17,19 +22,67 @@ uint16 drift_hot_capacity(uint32 dim, uint16 cold_cap) {
 
 void drift_meta_set_dim(DriftMetaPageData *meta, uint32 dim) {
     meta->dim = dim;
-    meta->cold_cap = dim ? drift_vec_capacity(dim) : 0;
+    meta->cold_cap = dim ? drift_vec_capacity(dim, meta->vec_kind) : 0;
     meta->hot_cap = dim ? drift_hot_capacity(dim, meta->cold_cap) : 0;
-    meta->dir_cap = dim ? drift_dir_capacity(dim) : 0;
+    meta->dir_cap = dim ? drift_dir_capacity(dim, meta->vec_kind) : 0;
 }
 
-void drift_page_init(Page page, uint16 type, uint32 chain) {
+void drift_page_init(Page page, uint16 type, uint32 chain, uint16 kind) {
     PageInit(page, BLCKSZ, sizeof(DriftPageOpaqueData));
     DriftPageOpaque op = DriftPageGetOpaque(page);
     op->next = InvalidBlockNumber;
     op->chain = chain;
     op->type = type;
     op->page_id = DRIFT_PAGE_ID;
+    if (type == DRIFT_PAGE_COLD || type == DRIFT_PAGE_L0) drift_vec_header(page)->kind = kind;
+    if (type == DRIFT_PAGE_DIR) drift_dir_header(page)->kind = kind;
     drift_page_set_bounds(page, 0);
+}
+
+// Narrows n floats to halves; a value past the half range (a mean of
+// values within it cannot be) saturates.
+static void store_halves(const float *v, uint16 *out, uint32 n) {
+    for (uint32 i = 0; i < n; i++)
+        if (!drift::float_to_half(v[i], &out[i])) out[i] = v[i] < 0 ? 0xfbff : 0x7bff;
+}
+
+// Reads n elements of kind `kind` at src into out.
+static void load_elems(const char *src, uint16 kind, uint32 n, float *out) {
+    if (kind == DRIFT_VEC_HALF)
+        drift::kernels().halves_to_float((const uint16 *) src, out, n);
+    else
+        memcpy(out, src, sizeof(float) * n);
+}
+
+const float *drift_vec_read(Page page, uint32 dim, uint16 slot, float *scratch) {
+    DriftVecEntry e = drift_vec_entry(page, dim, slot);
+    if (drift_vec_header(page)->kind != DRIFT_VEC_HALF) return (const float *) e->vec;
+    load_elems(e->vec, DRIFT_VEC_HALF, dim, scratch);
+    return scratch;
+}
+
+void drift_vec_copy(Page page, uint32 dim, uint16 slot, float *out) {
+    load_elems(drift_vec_entry(page, dim, slot)->vec, drift_vec_header(page)->kind, dim, out);
+}
+
+// Writes n floats at dst as elements of kind `kind`.
+static void store_elems(char *dst, uint16 kind, uint32 n, const float *v) {
+    if (kind == DRIFT_VEC_HALF)
+        store_halves(v, (uint16 *) dst, n);
+    else
+        memcpy(dst, v, sizeof(float) * n);
+}
+
+void drift_vec_write(Page page, uint32 dim, uint16 slot, const float *v) {
+    store_elems(drift_vec_entry(page, dim, slot)->vec, drift_vec_header(page)->kind, dim, v);
+}
+
+void drift_dir_centroid(Page page, uint32 dim, uint32 slot, float *out) {
+    load_elems(drift_dir_entry(page, dim, slot)->centroid, drift_dir_header(page)->kind, dim, out);
+}
+
+void drift_dir_set_centroid(Page page, uint32 dim, uint32 slot, const float *c) {
+    store_elems(drift_dir_entry(page, dim, slot)->centroid, drift_dir_header(page)->kind, dim, c);
 }
 
 // Where pd_lower and pd_upper belong for the page's type and counts.
@@ -44,7 +97,8 @@ static void expected_bounds(Page page, uint32 dim, Size *lower, Size *upper) {
             *lower = contents + MAXALIGN(sizeof(DriftBlobHeader)) + drift_blob_header(page)->nbytes;
             break;
         case DRIFT_PAGE_DIR:
-            *lower = contents + MAXALIGN(sizeof(DriftDirHeader)) + drift_dir_stride(dim) * drift_dir_header(page)->nentries;
+            *lower = contents + MAXALIGN(sizeof(DriftDirHeader)) +
+                     drift_dir_stride(dim, drift_dir_header(page)->kind) * drift_dir_header(page)->nentries;
             break;
         case DRIFT_PAGE_HOT: {
             uint16 n = drift_hot_header(page)->nslots;
@@ -54,7 +108,8 @@ static void expected_bounds(Page page, uint32 dim, Size *lower, Size *upper) {
         }
         case DRIFT_PAGE_COLD:
         case DRIFT_PAGE_L0:
-            *lower = contents + MAXALIGN(sizeof(DriftVecHeader)) + drift_vec_stride(dim) * drift_vec_header(page)->nslots;
+            *lower = contents + MAXALIGN(sizeof(DriftVecHeader)) +
+                     drift_vec_stride(dim, drift_vec_header(page)->kind) * drift_vec_header(page)->nslots;
             break;
         case DRIFT_PAGE_FREE:
             *lower = contents + sizeof(DriftFreeData);
@@ -118,10 +173,12 @@ const char *drift_page_problem(Page page, uint16 type, const DriftMetaPageData *
         case DRIFT_PAGE_COLD:
         case DRIFT_PAGE_L0: {
             DriftVecHeader *h = drift_vec_header(page);
+            if (h->kind != meta->vec_kind) return "The page's vector kind is not the metapage's.";
             ok = h->nslots <= meta->cold_cap && h->nlive <= h->nslots;
             break;
         }
         case DRIFT_PAGE_DIR:
+            if (drift_dir_header(page)->kind != meta->vec_kind) return "The page's vector kind is not the metapage's.";
             ok = drift_dir_header(page)->nentries <= meta->dir_cap;
             break;
         case DRIFT_PAGE_BLOB:

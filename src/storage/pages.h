@@ -9,6 +9,10 @@
 // cold[i / cold_cap] at position i % cold_cap. L0 is a chain of pages with
 // the cold layout, holding rows not yet assigned to a bucket. Every page
 // carries DRIFT_PAGE_ID, its type and its chain id in the special space.
+// Full vectors and centroids are stored as float4 or, with precision =
+// half, as IEEE half floats (DriftVecKind): the metapage says which, and
+// every cold, L0 and directory page repeats it in its header, so a page's
+// layout is known from the page alone.
 //
 // Chain ids make page ownership explicit. Every hot and cold page of a
 // bucket carries the id of the chain it was written for (the directory
@@ -48,6 +52,17 @@ enum DriftPageType : uint16 {
     DRIFT_PAGE_L0 = 6,
     DRIFT_PAGE_FREE = 7, /* unlinked, in the free space map, waiting for reuse */
 };
+
+// How full vectors and centroids are stored. Indexes made before half
+// precision existed have zeros in these fields: float4.
+enum DriftVecKind : uint16 {
+    DRIFT_VEC_FLOAT4 = 0,
+    DRIFT_VEC_HALF = 1,
+};
+
+// Bytes per stored element of kind (any other value reads as float4; page
+// checks refuse it).
+inline Size drift_elem_size(uint16 kind) { return kind == DRIFT_VEC_HALF ? 2 : 4; }
 
 // Special space of every drift page.
 struct DriftPageOpaqueData {
@@ -100,7 +115,7 @@ struct DriftMetaPageData {
     uint16 hot_cap;    /* slots per hot page */
     uint16 cold_cap;   /* vectors per cold or L0 page */
     uint16 dir_cap;    /* directory entries per directory page */
-    uint16 unused;
+    uint16 vec_kind;   /* DriftVecKind of full vectors and centroids */
     BlockNumber quant_head; /* blob chain: lo[dim], scale[dim] */
     BlockNumber dir_head;   /* directory chain */
     BlockNumber l0_head;    /* L0 chain, or InvalidBlockNumber */
@@ -152,10 +167,10 @@ struct DriftBlobHeader {
     uint32 nbytes;
 };
 
-// One bucket in the centroid directory; the centroid (dim floats) follows.
-// The centroid is the running mean of the bucket's members: the running sum
-// is kept as centroid x nlive, which stays exact in float4 where a raw sum
-// would lose precision. A free slot (a merged bucket) has chain 0.
+// One bucket in the centroid directory; the centroid (dim elements of the
+// page's kind) follows. The centroid is the running mean of the bucket's
+// members: the running sum is kept as centroid x nlive, which stays exact
+// where a raw sum would lose precision. A free slot (a merged bucket) has chain 0.
 struct DriftDirEntryData {
     BlockNumber head;  /* first hot page of the bucket's chain */
     BlockNumber tail;  /* last hot page: flushes append here */
@@ -166,13 +181,15 @@ struct DriftDirEntryData {
     float4 radius;     /* largest member distance to the centroid seen */
     float4 temperature; /* decayed count of rows flushed in, per member */
     float4 moved;      /* distance the centroid has travelled since build */
-    float4 centroid[FLEXIBLE_ARRAY_MEMBER];
+    char centroid[FLEXIBLE_ARRAY_MEMBER]; /* read and written by drift_dir_centroid/_set_centroid */
 };
 typedef DriftDirEntryData *DriftDirEntry;
 
 // Header of a directory page; entries follow at fixed stride.
 struct DriftDirHeader {
     uint32 nentries;
+    uint16 kind;   /* DriftVecKind of the centroids */
+    uint16 unused;
 };
 
 #define DRIFT_MAX_COLD_PER_HOT 4
@@ -190,16 +207,18 @@ struct DriftHotHeader {
 };
 
 // Header of a cold or L0 page. Then nslots entries of DriftVecEntryData,
-// each followed by its dim floats, at stride drift_vec_stride(dim).
+// each followed by its dim elements, at stride drift_vec_stride(dim, kind).
 struct DriftVecHeader {
     uint16 nslots; /* slots ever used (high-water mark) */
     uint16 nlive;  /* slots holding a valid TID (L0 only; cold pages follow their hot page) */
+    uint16 kind;   /* DriftVecKind of the vectors */
+    uint16 unused;
 };
 
 struct DriftVecEntryData {
     ItemPointerData tid; /* invalid when the slot is free */
     uint16 unused;
-    float4 vec[FLEXIBLE_ARRAY_MEMBER];
+    char vec[FLEXIBLE_ARRAY_MEMBER]; /* read and written by drift_vec_read/_write */
 };
 typedef DriftVecEntryData *DriftVecEntry;
 
@@ -214,8 +233,8 @@ static_assert(offsetof(DriftMetaPageData, dim) == 8 && offsetof(DriftMetaPageDat
                   offsetof(DriftMetaPageData, released_xid_hi) == 160 && offsetof(DriftMetaPageData, retired) == 192 &&
                   sizeof(DriftMetaPageData) == 192 + 20 * DRIFT_MAX_RETIRED,
               "metapage layout");
-static_assert(sizeof(DriftFreeData) == 8 && sizeof(DriftBlobHeader) == 4 && sizeof(DriftDirHeader) == 4 &&
-                  sizeof(DriftVecHeader) == 4,
+static_assert(sizeof(DriftFreeData) == 8 && sizeof(DriftBlobHeader) == 4 && sizeof(DriftDirHeader) == 8 &&
+                  sizeof(DriftVecHeader) == 8 && offsetof(DriftMetaPageData, vec_kind) == 30,
               "page headers");
 static_assert(offsetof(DriftDirEntryData, chain) == 8 && offsetof(DriftDirEntryData, centroid) == 36,
               "directory entry layout");
@@ -232,18 +251,27 @@ inline BlockNumber drift_dir_min_blocks(const DriftMetaPageData *meta) {
     return meta->nbuckets == 0 ? 0 : (meta->nbuckets - 1) / Max(meta->dir_cap, 1) + 1;
 }
 
-// Size of one directory entry of a dim-dimensional index.
-inline Size drift_dir_stride(uint32 dim) { return MAXALIGN(offsetof(DriftDirEntryData, centroid) + sizeof(float4) * dim); }
+// Size of one directory entry of a dim-dimensional index of kind `kind`.
+inline Size drift_dir_stride(uint32 dim, uint16 kind) {
+    return MAXALIGN(offsetof(DriftDirEntryData, centroid) + drift_elem_size(kind) * dim);
+}
 
-// Size of one cold/L0 entry of a dim-dimensional index.
-inline Size drift_vec_stride(uint32 dim) { return MAXALIGN(offsetof(DriftVecEntryData, vec) + sizeof(float4) * dim); }
+// Size of one cold/L0 entry of a dim-dimensional index of kind `kind`.
+inline Size drift_vec_stride(uint32 dim, uint16 kind) {
+    return MAXALIGN(offsetof(DriftVecEntryData, vec) + drift_elem_size(kind) * dim);
+}
 
-// Sets meta's dimension and the page capacities that follow from it.
+// Largest dimension an index of kind `kind` takes: a full vector and a
+// centroid must each fit one page.
+uint32 drift_max_dim(uint16 kind);
+
+// Sets meta's dimension and the page capacities that follow from it and
+// from meta->vec_kind.
 void drift_meta_set_dim(DriftMetaPageData *meta, uint32 dim);
 
-// Capacities of each page type for dimension dim.
-uint16 drift_dir_capacity(uint32 dim);
-uint16 drift_vec_capacity(uint32 dim);
+// Capacities of each page type for dimension dim and vector kind `kind`.
+uint16 drift_dir_capacity(uint32 dim, uint16 kind);
+uint16 drift_vec_capacity(uint32 dim, uint16 kind);
 uint16 drift_hot_capacity(uint32 dim, uint16 cold_cap);
 
 inline DriftHotHeader *drift_hot_header(Page page) { return (DriftHotHeader *) PageGetContents(page); }
@@ -256,12 +284,31 @@ inline uint8 *drift_hot_code(Page page, uint32 dim, uint16 s) {
 }
 inline DriftVecHeader *drift_vec_header(Page page) { return (DriftVecHeader *) PageGetContents(page); }
 inline DriftVecEntry drift_vec_entry(Page page, uint32 dim, uint16 slot) {
-    return (DriftVecEntry) (PageGetContents(page) + MAXALIGN(sizeof(DriftVecHeader)) + drift_vec_stride(dim) * slot);
+    return (DriftVecEntry) (PageGetContents(page) + MAXALIGN(sizeof(DriftVecHeader)) +
+                            drift_vec_stride(dim, drift_vec_header(page)->kind) * slot);
 }
 inline DriftDirHeader *drift_dir_header(Page page) { return (DriftDirHeader *) PageGetContents(page); }
 inline DriftDirEntry drift_dir_entry(Page page, uint32 dim, uint32 slot) {
-    return (DriftDirEntry) (PageGetContents(page) + MAXALIGN(sizeof(DriftDirHeader)) + drift_dir_stride(dim) * slot);
+    return (DriftDirEntry) (PageGetContents(page) + MAXALIGN(sizeof(DriftDirHeader)) +
+                            drift_dir_stride(dim, drift_dir_header(page)->kind) * slot);
 }
+
+// The vector of slot `slot` of a cold or L0 page as floats: in place on a
+// float4 page, else widened into scratch (dim floats).
+const float *drift_vec_read(Page page, uint32 dim, uint16 slot, float *scratch);
+
+// Copies the vector of slot `slot` of a cold or L0 page into out (dim floats).
+void drift_vec_copy(Page page, uint32 dim, uint16 slot, float *out);
+
+// Stores v as the vector of slot `slot` (narrowed on a half page; callers
+// have checked that it fits, see drift_index_vector).
+void drift_vec_write(Page page, uint32 dim, uint16 slot, const float *v);
+
+// Copies the centroid of directory slot `slot` into out (dim floats).
+void drift_dir_centroid(Page page, uint32 dim, uint32 slot, float *out);
+
+// Stores c as the centroid of directory slot `slot`.
+void drift_dir_set_centroid(Page page, uint32 dim, uint32 slot, const float *c);
 inline DriftBlobHeader *drift_blob_header(Page page) { return (DriftBlobHeader *) PageGetContents(page); }
 inline char *drift_blob_data(Page page) { return PageGetContents(page) + MAXALIGN(sizeof(DriftBlobHeader)); }
 #define DRIFT_BLOB_CAPACITY (DRIFT_PAGE_USABLE - MAXALIGN(sizeof(DriftBlobHeader)))
@@ -273,8 +320,9 @@ void drift_page_set_free(Page page, uint64 safexid);
 // The transaction id stored in a FREE page.
 uint64 drift_page_free_xid(Page page);
 
-// Initializes page as an empty drift page of the given type and chain id.
-void drift_page_init(Page page, uint16 type, uint32 chain);
+// Initializes page as an empty drift page of the given type and chain id;
+// a cold, L0 or directory page records vector kind `kind`.
+void drift_page_init(Page page, uint16 type, uint32 chain, uint16 kind);
 
 // Sets pd_lower and pd_upper around the free space of a page from its type
 // and header counts (dim: the index's dimension). Every writer calls it.

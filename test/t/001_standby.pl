@@ -24,25 +24,11 @@ $standby->start;
 my $vec = vector_sql(16);
 my @queries = map { my $i = $_ * 97 + 5; $primary->safe_psql('postgres', "SELECT $vec FROM (SELECT $i AS i) s") } 1 .. 8;
 
-# Waits until the janitor has nothing left to do: L0 empty and no
-# maintenance counter moving for a second.
-sub settle {
-    my $stats = "SELECT l0_entries, flushes, splits, merges, compactions FROM drift_index_stats('items_idx')";
-    my $last = '';
-    for (1 .. 300) {
-        my $now = $primary->safe_psql('postgres', $stats);
-        return if $now eq $last && $now =~ /^0\|/;
-        $last = $now;
-        sleep 1;
-    }
-    die 'the janitor did not settle';
-}
-
 # After each step: the janitor settles, the standby catches up and gives
 # the primary's answers.
 sub same_answers {
     my ($step) = @_;
-    settle();
+    settle($primary, 'items_idx');
     $primary->wait_for_catchup($standby, 'replay');
     for my $q (@queries) {
         my $p = index_ids($primary, 'items', $q, 10);
@@ -68,7 +54,7 @@ $primary->safe_psql('postgres', 'VACUUM items');
 is($primary->safe_psql('postgres', "SELECT live_entries FROM drift_index_stats('items_idx')"), '3000', 'deleted entries are gone');
 ok($primary->poll_query_until('postgres', "SELECT compactions + merges > 0 FROM drift_index_stats('items_idx')"),
     'the janitor compacted or merged buckets');
-settle();
+settle($primary, 'items_idx');
 same_answers('after delete and vacuum');
 
 # Rows from a shifted distribution: flushed and split by the janitor, then a drift_maintain pass.

@@ -6,7 +6,7 @@ use warnings;
 use Exporter 'import';
 use Test::More;
 
-our @EXPORT = qw(new_node vector_sql exact_ids index_ids recall crash_restart);
+our @EXPORT = qw(new_node vector_sql exact_ids index_ids recall crash_restart settle);
 
 # A started node with drift created in database postgres. With
 # preload => 1, drift is in shared_preload_libraries and its janitor wakes
@@ -61,6 +61,21 @@ sub recall {
         $total += 10;
     }
     return $hits / $total;
+}
+
+# Waits until the janitor has nothing left to do on index: L0 empty and no
+# maintenance counter moving for a second.
+sub settle {
+    my ($node, $index) = @_;
+    my $stats = "SELECT l0_entries, flushes, splits, merges, compactions FROM drift_index_stats('$index')";
+    my $last = '';
+    for (1 .. 300) {
+        my $now = $node->safe_psql('postgres', $stats);
+        return if $now eq $last && $now =~ /^0\|/;
+        $last = $now;
+        sleep 1;
+    }
+    die "the janitor did not settle on $index";
 }
 
 # kill -9 of the postmaster and every server process, then a restart (crash

@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "core/distance.hpp"
+#include "core/half.hpp"
 #include "core/hnsw.hpp"
 #include "core/kmeans.hpp"
 #include "core/maintenance.hpp"
@@ -110,6 +112,65 @@ Fitted fit(const std::vector<float> &data, size_t n, size_t dim, float clip) {
     Fitted f{std::vector<float>(dim), std::vector<float>(dim)};
     drift::sq8_fit(data.data(), n, dim, clip, f.lo.data(), f.scale.data());
     return f;
+}
+
+// Every finite half survives half -> float -> half; inf and NaN are refused.
+TEST(Half, EveryHalfRoundTrips) {
+    for (uint32_t h = 0; h < 0x10000; ++h) {
+        float f = drift::half_to_float(uint16_t(h));
+        uint16_t back = 0;
+        bool finite = ((h >> 10) & 0x1f) != 0x1f;
+        ASSERT_EQ(drift::float_to_half(f, &back), finite) << h;
+        if (finite) {
+            ASSERT_EQ(back, h) << h;
+        } else {
+            ASSERT_FALSE(std::isfinite(f)) << h;
+        }
+    }
+}
+
+// float -> half rounds to nearest even like the compiler's own _Float16, on
+// every exponent from below the subnormals to past the largest half.
+TEST(Half, RoundsLikeTheCompiler) {
+    drift::Rng r{7};
+    for (int i = 0; i < 400000; ++i) {
+        float f = std::ldexp(float(r.uniform()) * 2.0f - 1.0f, int(r.uniform() * 46) - 28);
+        uint16_t mine = 0;
+        _Float16 ref = (_Float16) f;
+        uint16_t ref_bits;
+        std::memcpy(&ref_bits, &ref, 2);
+        bool fits = std::isfinite(float(ref));
+        ASSERT_EQ(drift::float_to_half(f, &mine), fits) << f;
+        if (fits) {
+            ASSERT_EQ(mine, ref_bits) << f;
+        }
+    }
+    uint16_t h;
+    EXPECT_TRUE(drift::float_to_half(drift::kHalfMax, &h));
+    EXPECT_EQ(h, 0x7bff);
+    EXPECT_FALSE(drift::float_to_half(65520.0f, &h));  // rounds to infinity
+    EXPECT_FALSE(drift::float_to_half(-1e30f, &h));
+    EXPECT_FALSE(drift::float_to_half(NAN, &h));
+    EXPECT_TRUE(drift::float_to_half(-0.0f, &h));
+    EXPECT_EQ(h, 0x8000);
+    EXPECT_TRUE(drift::float_to_half(1e-9f, &h));  // below the smallest subnormal: zero
+    EXPECT_EQ(h, 0);
+}
+
+// Every kernel set widens every half exactly as the scalar code does.
+TEST(Half, KernelsWidenExactly) {
+    std::vector<uint16_t> all(0x10000 + 5);
+    for (size_t i = 0; i < all.size(); ++i) all[i] = uint16_t(i * 40503u);
+    std::vector<float> want(all.size()), got(all.size());
+    drift::halves_to_float_scalar(all.data(), want.data(), all.size());
+    const drift::Kernels *sets[8];
+    size_t n = drift::available_kernels(sets, 8);
+    for (size_t k = 0; k < n; ++k)
+        for (size_t len : {size_t(0), size_t(7), size_t(9), all.size()}) {
+            std::fill(got.begin(), got.end(), 0.0f);
+            sets[k]->halves_to_float(all.data(), got.data(), len);
+            ASSERT_EQ(std::memcmp(got.data(), want.data(), len * sizeof(float)), 0) << sets[k]->name << " " << len;
+        }
 }
 
 TEST(Sq8, RoundTripErrorIsHalfAStep) {
