@@ -96,6 +96,21 @@ is($primary->safe_psql('postgres', "$full; SELECT count(*), count(DISTINCT id) F
       . "(SELECT id FROM items ORDER BY v <-> (SELECT v FROM items WHERE id = 2001)) s"), '7000|7000',
     'a full index scan returns every row once');
 
+# A filtered query (iterative scan: the index keeps probing until LIMIT rows
+# pass the filter) gives 10 matching rows, nearly the exact ones.
+my ($fhits, $frows) = (0, 0);
+for my $id (map { 2001 + $_ * 699 } 0 .. 9) {
+    my $order = "ORDER BY v <-> (SELECT v FROM items WHERE id = $id)";
+    my @got = split /,/, $primary->safe_psql('postgres', "SET enable_seqscan = off; SET drift.probes = 2; "
+          . "SELECT string_agg(id::text, ',') FROM (SELECT id FROM items WHERE id % 7 = 0 $order LIMIT 10) s");
+    my %exact = map { $_ => 1 } split /,/, $primary->safe_psql('postgres', 'SET enable_indexscan = off; '
+          . "SELECT string_agg(id::text, ',') FROM (SELECT id FROM items WHERE id % 7 = 0 $order, id LIMIT 10) s");
+    $frows += grep { $_ % 7 == 0 } @got;
+    $fhits += grep { $exact{$_} } @got;
+}
+is($frows, 100, 'filtered queries return 10 matching rows each');
+cmp_ok($fhits / 100, '>=', 0.9, 'filtered recall@10 >= 0.9');
+
 # kill -9: every committed row is still found, through both indexes.
 $primary->safe_psql('postgres', 'INSERT INTO items SELECT i, v::vector, v::halfvec FROM (SELECT i, '
       . vec_sql(1) . ' AS v FROM generate_series(9001, 9500) i) s');
