@@ -300,7 +300,13 @@ static void init_state(BuildState *bs, Relation heap, Relation index) {
     memset(bs, 0, sizeof(*bs));
     bs->heap = heap;
     bs->index = index;
+    // The class must read the column's type (checked once, here: inserts
+    // and scans then trust the index's class).
     const DriftOpclass *oc = drift_index_opclass(index);
+    if (const char *problem = drift_opclass_type_problem(oc, index->rd_opcintype[0]))
+        ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
+                        errmsg("index \"%s\": %s", RelationGetRelationName(index), problem),
+                        errhint("Use one of the drift operator classes for the column's type.")));
     bs->metric = oc->metric;
     DriftOptions *opts = (DriftOptions *) index->rd_options;
     int precision = opts ? opts->precision : DRIFT_PRECISION_DEFAULT;

@@ -167,7 +167,8 @@ const DriftOpclass *drift_opclass_of(FmgrInfo *support);
 const char *drift_opclass_type_problem(const DriftOpclass *oc, Oid type);
 
 // The descriptor of index's operator class (an ERROR with a hint if the
-// class predates support function 2).
+// class predates support function 2). The build checks that it reads the
+// column's type.
 const DriftOpclass *drift_index_opclass(Relation index);
 
 // The metric of an index, from its operator class.

@@ -257,9 +257,9 @@ static void scan_l0_range(IndexScanDesc scan, BlockNumber blkno, uint16 from, Bl
         if (last) n = Min(n, stop_slot);
         for (uint16 s = from; s < n; s++) {
             DriftVecEntry e = drift_vec_entry(page, so->dim, s);
-            if (ItemPointerIsValid(&e->tid))
-                add_result(so, drift::order_distance(so->metric, so->query, drift_vec_read(page, so->dim, s, so->widened), so->dim),
-                           &e->tid);
+            if (!ItemPointerIsValid(&e->tid)) continue;
+            const float *v = drift_vec_read(page, so->dim, s, so->widened);
+            add_result(so, drift::order_distance(so->metric, so->query, v, so->dim), &e->tid);
         }
         if (last) {
             drift_cursor_end(&c);
@@ -314,8 +314,8 @@ static void rerank(IndexScanDesc scan, Size from, Size to) {
         if (c->slot >= drift_vec_header(page)->nslots) continue;
         DriftVecEntry e = drift_vec_entry(page, so->dim, c->slot);
         if (!ItemPointerEquals(&e->tid, &c->tid)) continue;
-        add_result(so, drift::order_distance(so->metric, so->query, drift_vec_read(page, so->dim, c->slot, so->widened), so->dim),
-                   &c->tid);
+        const float *v = drift_vec_read(page, so->dim, c->slot, so->widened);
+        add_result(so, drift::order_distance(so->metric, so->query, v, so->dim), &c->tid);
     }
     if (BufferIsValid(buf)) UnlockReleaseBuffer(buf);
 }

@@ -142,12 +142,10 @@ static float *read_vector(Datum value, int *dim) {
 
 // A pgvector halfvec as floats (exact: every half is a float).
 static float *read_halfvec(Datum value, int *dim) {
-    const char *x = pgvector_elems(value, sizeof(uint16), "halfvec", dim);
-    uint16 *h = (uint16 *) palloc(sizeof(uint16) * *dim);  // (x may be unaligned for the kernel)
-    memcpy(h, x, sizeof(uint16) * *dim);
+    // (a detoasted varlena is at least int-aligned, so the halves are too)
+    const uint16 *x = (const uint16 *) pgvector_elems(value, sizeof(uint16), "halfvec", dim);
     float *out = (float *) palloc(sizeof(float) * *dim);
-    drift::kernels().halves_to_float(h, out, *dim);
-    pfree(h);
+    drift::kernels().halves_to_float(x, out, *dim);
     check_finite(out, *dim);
     return out;
 }
@@ -195,11 +193,7 @@ const DriftOpclass *drift_index_opclass(Relation index) {
                         errmsg("the operator class of index \"%s\" lacks drift's support function %d",
                                RelationGetRelationName(index), DRIFT_SUPPORT_OPCLASS),
                         errhint("Run ALTER EXTENSION drift UPDATE (and ALTER EXTENSION drift_vector UPDATE).")));
-    const DriftOpclass *oc = drift_opclass_of(index_getprocinfo(index, 1, DRIFT_SUPPORT_OPCLASS));
-    if (const char *problem = drift_opclass_type_problem(oc, index->rd_opcintype[0]))
-        ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE), errmsg("index \"%s\": %s", RelationGetRelationName(index), problem),
-                        errhint("Use one of the drift operator classes for the column's type.")));
-    return oc;
+    return drift_opclass_of(index_getprocinfo(index, 1, DRIFT_SUPPORT_OPCLASS));
 }
 
 float *drift_index_vector(Relation index, Datum value, uint32 expected_dim, drift::Metric metric, uint16 kind,
@@ -221,8 +215,7 @@ float *drift_index_vector(Relation index, Datum value, uint32 expected_dim, drif
     if (metric == drift::Metric::Cosine) drift::normalize(v, n);
     if (stored && kind == DRIFT_VEC_HALF)
         for (int i = 0; i < n; i++) {
-            uint16 h;
-            if (!drift::float_to_half(v[i], &h))
+            if (!drift::fits_half(v[i]))
                 ereport(ERROR, (errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
                                 errmsg("element %d (%g) is out of range for index \"%s\", which stores half precision",
                                        i + 1, double(v[i]), RelationGetRelationName(index)),

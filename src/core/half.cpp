@@ -1,7 +1,6 @@
 // Scalar half <-> float conversion by bit manipulation.
 #include "half.hpp"
 
-#include <cmath>
 #include <cstring>
 
 namespace drift {
@@ -28,7 +27,7 @@ float half_to_float(uint16_t h) {
 }
 
 bool float_to_half(float f, uint16_t *out) {
-    if (!std::isfinite(f)) return false;
+    if (!fits_half(f)) return false;  // (NaN too)
     uint32_t bits;
     std::memcpy(&bits, &f, sizeof bits);
     uint16_t sign = uint16_t((bits >> 16) & 0x8000);
@@ -48,7 +47,6 @@ bool float_to_half(float f, uint16_t *out) {
         h = kept;  // subnormal (a carry into bit 10 yields the smallest normal)
     } else {
         h = (uint32_t(exp + 15) << 10) + (kept - 0x400);  // a carry bumps the exponent
-        if (h >= 0x7c00) return false;
     }
     *out = uint16_t(sign | h);
     return true;

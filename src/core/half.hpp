@@ -9,6 +9,10 @@ namespace drift {
 // Largest finite half value.
 constexpr float kHalfMax = 65504.0f;
 
+// True if f rounds to a finite half (below 65520, the midpoint between
+// kHalfMax and the next step, which would round to infinity).
+inline bool fits_half(float f) { return f > -65520.0f && f < 65520.0f; }
+
 // The float a half holds (exact: every half is a float).
 float half_to_float(uint16_t h);
 

@@ -54,15 +54,14 @@ static void load_elems(const char *src, uint16 kind, uint32 n, float *out) {
         memcpy(out, src, sizeof(float) * n);
 }
 
-const float *drift_vec_read(Page page, uint32 dim, uint16 slot, float *scratch) {
-    DriftVecEntry e = drift_vec_entry(page, dim, slot);
-    if (drift_vec_header(page)->kind != DRIFT_VEC_HALF) return (const float *) e->vec;
-    load_elems(e->vec, DRIFT_VEC_HALF, dim, scratch);
-    return scratch;
-}
-
 void drift_vec_copy(Page page, uint32 dim, uint16 slot, float *out) {
     load_elems(drift_vec_entry(page, dim, slot)->vec, drift_vec_header(page)->kind, dim, out);
+}
+
+const float *drift_vec_read(Page page, uint32 dim, uint16 slot, float *scratch) {
+    if (drift_vec_header(page)->kind != DRIFT_VEC_HALF) return (const float *) drift_vec_entry(page, dim, slot)->vec;
+    drift_vec_copy(page, dim, slot, scratch);
+    return scratch;
 }
 
 // Writes n floats at dst as elements of kind `kind`.

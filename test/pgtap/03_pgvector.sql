@@ -3,7 +3,7 @@
 -- index must answer exactly as the real[] index on the same floats; a
 -- halfvec index (half-precision storage) within a hair of it.
 BEGIN;
-SELECT plan(13);
+SELECT plan(14);
 CREATE EXTENSION vector;
 CREATE EXTENSION drift_vector;
 
@@ -71,6 +71,21 @@ CREATE TABLE sift_ip_truth AS
 SET LOCAL drift.probes = 30;
 SELECT cmp_ok(recall_at_10('sift_vec', 'sift_vec_query', 'sift_ip_truth', '<#>'), '>=', 0.9::float8,
               'SIFT10K vector inner-product recall@10 >= 0.9 at probes = 30');
+
+-- Each operator class orders by its own metric.
+CREATE TABLE kinds (id int, v vector(4), h halfvec(4));
+INSERT INTO kinds SELECT i, ARRAY[sin(i), cos(i), i % 3, 1]::vector, ARRAY[sin(i), cos(i), i % 3, 1]::halfvec
+  FROM generate_series(1, 50) i;
+CREATE INDEX kinds_v_l2 ON kinds USING drift (v drift_vector_l2_ops);
+CREATE INDEX kinds_v_ip ON kinds USING drift (v drift_vector_ip_ops);
+CREATE INDEX kinds_v_cos ON kinds USING drift (v drift_vector_cosine_ops);
+CREATE INDEX kinds_h_l2 ON kinds USING drift (h drift_halfvec_l2_ops);
+CREATE INDEX kinds_h_ip ON kinds USING drift (h drift_halfvec_ip_ops);
+CREATE INDEX kinds_h_cos ON kinds USING drift (h drift_halfvec_cosine_ops);
+SELECT is((SELECT string_agg(relname || ':' || (drift_index_stats(oid)).metric, ',' ORDER BY relname)
+             FROM pg_class WHERE relname LIKE 'kinds\_%'),
+          'kinds_h_cos:cosine,kinds_h_ip:inner_product,kinds_h_l2:l2,kinds_v_cos:cosine,kinds_v_ip:inner_product,kinds_v_l2:l2',
+          'each vector and halfvec operator class has its metric');
 
 -- Bad input: a clear error, and nothing indexed.
 CREATE TABLE loose (id int, v vector);

@@ -12,11 +12,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use DriftTest;
 
-my $primary = PostgreSQL::Test::Cluster->new('vec_primary');
-$primary->init(allows_streaming => 1);
-$primary->append_conf('postgresql.conf', "shared_preload_libraries = 'drift'\ndrift.janitor_naptime = 100\n"
-      . "drift.l0_flush_rows = 0\nwal_consistency_checking = 'generic'\nshared_buffers = 128MB\n");
-$primary->start;
+my $primary = new_node('vec_primary', preload => 1, allows_streaming => 1, conf => "wal_consistency_checking = 'generic'\n");
 $primary->safe_psql('postgres', 'CREATE EXTENSION drift_vector CASCADE');
 $primary->backup('base');
 my $standby = PostgreSQL::Test::Cluster->new('vec_standby');
@@ -167,7 +163,27 @@ is($primary->safe_psql('old', "SET enable_seqscan = off; SELECT string_agg(id::t
     $primary->safe_psql('old', "SET enable_indexscan = off; SELECT string_agg(id::text, ',') FROM "
       . "(SELECT id FROM t ORDER BY v <-> (SELECT v FROM t WHERE id = 5), id LIMIT 3) s"), 'and the index answers after the update');
 
-# An operator class whose support function reads another type is refused.
+# The memtable graph over L0 rows of a halfvec index (a node whose janitor
+# keeps L0 unflushed, as in test/t/007_memtable.pl): it holds the rows,
+# widened from half precision, and a query answers from it: with
+# drift.ef_search = 1 one L0 row comes back.
+my $mem = new_node('vec_mem', preload => 1,
+    conf => "drift.l0_flush_rows = 1000000\ndrift.l0_max_rows = 1000000\ndrift.memtable_mem = 4MB\ndrift.l0_idle_flush = 0\n");
+$mem->safe_psql('postgres', "CREATE EXTENSION drift_vector CASCADE; CREATE TABLE mem (id int PRIMARY KEY, h halfvec($dim));
+    INSERT INTO mem SELECT i, v::halfvec FROM (SELECT i, " . vec_sql(0) . " AS v FROM generate_series(1, 2000) i) s;
+    CREATE INDEX mem_idx ON mem USING drift (h) WITH (lists = 8);
+    INSERT INTO mem SELECT i, v::halfvec FROM (SELECT i, " . vec_sql(4) . " AS v FROM generate_series(100001, 103000) i) s;");
+ok($mem->poll_query_until('postgres', "SELECT l0_entries = 3000 AND l0_in_graph = 3000 FROM drift_index_stats('mem_idx')"),
+    'the graph holds every L0 row of the halfvec index');
+cmp_ok(recall_of($mem, 'mem', 'h', '<->', map { 100001 + $_ * 293 } 0 .. 9), '>=', 0.9, 'recall@10 on L0 rows through the graph');
+is($mem->safe_psql('postgres', "SET enable_seqscan = off; SET drift.ef_search = 1; SELECT count(*) FILTER (WHERE id > 100000) "
+      . "FROM (SELECT id FROM mem ORDER BY h <-> (SELECT h FROM mem WHERE id = 101500) LIMIT 10) s"), '1',
+    'with drift.ef_search = 1 one L0 row comes back: the graph answered');
+
+# An operator class for another type is refused, and so is one whose
+# support function reads another type.
+($ret, $out, $err) = $primary->psql('postgres', 'CREATE INDEX ON items USING drift (v drift_halfvec_l2_ops)');
+like($err, qr/operator class "drift_halfvec_l2_ops" does not accept data type vector/, 'a halfvec class on a vector column is refused');
 ($ret, $out, $err) = $primary->psql('postgres', "CREATE OPERATOR CLASS wrong_ops FOR TYPE real[] USING drift AS
     OPERATOR 1 <-> (real[], real[]) FOR ORDER BY float_ops, FUNCTION 1 drift_l2_distance(real[], real[]),
     FUNCTION 2 drift_vector_l2_support(internal);
@@ -176,6 +192,7 @@ like($err, qr/support function 2 reads vector, but the operator class is for typ
 is($primary->safe_psql('postgres', "SELECT amvalidate(oid) FROM pg_opclass WHERE opcname = 'wrong_ops'"), 'f',
     'and amvalidate flags it');
 
+$mem->stop;
 $standby->stop;
 $primary->stop;
 done_testing();
