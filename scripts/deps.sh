@@ -31,6 +31,8 @@ source scripts/apt-source.sh
 work=$(mktemp -d "${TMPDIR:-/tmp}/pgvector.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 apt_source pgvector "$work/src" "${PGVECTOR_SUITE:-trixie}"
+# (--no-check: apt checked every file against the signed Sources index; the
+# .dsc's own signature would need Debian's developer keyring.)
 (cd "$work" && dpkg-source --no-check -x src/pgvector_*.dsc build >/dev/null)
 make -s -C "$work/build" PG_CONFIG="$PG_CONFIG" >/dev/null
 $SUDO make -s -C "$work/build" PG_CONFIG="$PG_CONFIG" install >/dev/null
