@@ -16,7 +16,7 @@ $SUDO apt-get install -y -qq --no-install-recommends \
     postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap \
     libtap-parser-sourcehandler-pgtap-perl libipc-run-perl \
     libxsimd-dev libgtest-dev libbenchmark-dev \
-    python3-psycopg python3-numpy nodejs $(command -v npm >/dev/null || echo npm) >/dev/null
+    python3-psycopg python3-numpy python3-yaml python3-matplotlib nodejs $(command -v npm >/dev/null || echo npm) >/dev/null
 # (npm: Debian's, unless the nodejs installed already carries its own.)
 echo "deps: installed"
 

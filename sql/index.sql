@@ -179,3 +179,24 @@ SELECT * FROM drift_verify('scratch_idx');
 SELECT * FROM drift_index_stats('items');
 SELECT * FROM drift_verify('items_pkey');
 SELECT * FROM drift_index_stats('items_pkey');
+
+-- drift_evaluate_recall: one query's recall against the exact answer
+-- over the index's rows (every row is found with every bucket probed)
+SET drift.probes = 1000;
+SELECT recall, buckets_probed = buckets AS all_probed, estimated_recall
+  FROM drift_evaluate_recall('scratch_idx', '{50.2,100.3}'::real[], 5);
+RESET drift.probes;
+SELECT recall FROM drift_evaluate_recall('scratch_idx', NULL::real[]);
+-- bad input: another type, another dimension, k out of range, not a drift index
+SELECT * FROM drift_evaluate_recall('scratch_idx', '{50,100}'::int[]);
+SELECT * FROM drift_evaluate_recall('scratch_idx', '{1,2,3}'::real[]);
+SELECT * FROM drift_evaluate_recall('scratch_idx', '{1,NaN}'::real[]);
+SELECT * FROM drift_evaluate_recall('scratch_idx', '{1,2}'::real[], 0);
+SELECT * FROM drift_evaluate_recall('items_pkey', '{1,2}'::real[]);
+-- settings: the recall target and the routing terms are bounded, the
+-- sampling rate is for superusers
+SET drift.target_recall = 1.5;
+SET drift.lambda = -1;
+SET drift.tau = -1;
+SET drift.max_scan_tuples = -2;
+SET drift.scan_mem_multiplier = 0.5;

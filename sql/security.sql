@@ -2,7 +2,8 @@
 -- the owner of its table may run it (as VACUUM and REINDEX), and never in
 -- a read-only transaction. drift_verify, drift_index_stats and
 -- drift_buckets read it: the table's owner and members of
--- pg_stat_scan_tables (pg_monitor is one) may. Every function refuses a
+-- pg_stat_scan_tables (pg_monitor is one) may. drift_evaluate_recall runs
+-- a query: whoever may SELECT from the table may. Every function refuses a
 -- relation that is not a drift index. Errors show their first line and,
 -- after it, their SQLSTATE.
 \set VERBOSITY terse
@@ -12,11 +13,13 @@ DROP ROLE IF EXISTS drift_nobody;
 DROP ROLE IF EXISTS drift_owner;
 DROP ROLE IF EXISTS drift_monitor;
 DROP ROLE IF EXISTS drift_scanner;
+DROP ROLE IF EXISTS drift_stranger;
 RESET client_min_messages;
 CREATE ROLE drift_nobody;
 CREATE ROLE drift_owner;
 CREATE ROLE drift_monitor IN ROLE pg_monitor;
 CREATE ROLE drift_scanner IN ROLE pg_stat_scan_tables;
+CREATE ROLE drift_stranger;
 
 CREATE TABLE t (id int PRIMARY KEY, v real[]);
 INSERT INTO t SELECT i, ARRAY[sin(i), cos(i), sin(i * 0.7), cos(i * 1.3)]::real[] FROM generate_series(1, 500) i;
@@ -45,6 +48,14 @@ SELECT count(*) FROM drift_buckets('t_idx');
 \echo :SQLSTATE
 -- nor through the index's oid
 SELECT count(*) FROM drift_verify('t_idx'::regclass::oid);
+\echo :SQLSTATE
+-- but SELECT is enough to measure a query's recall; not to sample scans
+SELECT recall > 0 AS measured FROM drift_evaluate_recall('t_idx', '{0,1,0,1}'::real[]);
+SET drift.recall_sample_rate = 0.5;
+RESET ROLE;
+-- without SELECT, no recall either
+SET ROLE drift_stranger;
+SELECT recall FROM drift_evaluate_recall('t_idx', '{0,1,0,1}'::real[]);
 \echo :SQLSTATE
 RESET ROLE;
 
@@ -99,6 +110,7 @@ SELECT * FROM drift_maintain('t_id_idx');
 SELECT * FROM drift_verify('t_id_idx');
 SELECT * FROM drift_index_stats('t_id_idx');
 SELECT * FROM drift_buckets('t_id_idx');
+SELECT * FROM drift_evaluate_recall('t_id_idx', '{0,1,0,1}'::real[]);
 \echo :SQLSTATE
 
 DROP TABLE t;
@@ -106,3 +118,4 @@ DROP ROLE drift_nobody;
 DROP ROLE drift_owner;
 DROP ROLE drift_monitor;
 DROP ROLE drift_scanner;
+DROP ROLE drift_stranger;

@@ -8,6 +8,7 @@
 
 #include "../core/distance.hpp"
 #include "../core/kmeans.hpp"
+#include "../core/routing.hpp"
 #include "../core/sq8.hpp"
 #include "../storage/buffers.h"
 #include "../storage/chains.h"
@@ -48,6 +49,7 @@ struct BuildState {
     // assigning pass
     float *lo, *scale, *centroids;
     uint32 k;
+    double lid; /* the sample's intrinsic dimension (0 = unknown) */
     Tuplesortstate *sort;
     TupleTableSlot *slot;
     double assigned;
@@ -220,6 +222,7 @@ static void write_trained(BuildState *bs, ForkNumber fork, DriftMetaPage meta) {
     meta->build_rows = uint64(written);
     meta->live_buckets = bs->k;
     meta->target_bucket = uint32(Max(1.0, written / bs->k));
+    meta->data_lid = bs->lid > 0 ? drift_lid_store(bs->lid) : 0;
     meta->l0_chain = bs->k + 1;
     meta->next_chain = bs->k + 3;
 }
@@ -256,6 +259,7 @@ static void build_index(BuildState *bs, IndexInfo *indexInfo, ForkNumber fork) {
         drift::KMeansParams p{bs->k, bs->metric, kBuildSeed, 20, drift_interrupt()};
         drift::kmeans(bs->sample, ntrain, bs->dim, p, bs->centroids);
         drift::sq8_fit(bs->sample, bs->nsample, bs->dim, bs->clip, bs->lo, bs->scale);
+        bs->lid = drift::sample_dimension(bs->sample, ntrain, bs->dim);
         pfree(bs->sample);
         bs->sample = NULL;
 

@@ -27,12 +27,21 @@ extern int drift_memtable_mem;
 extern int drift_ef_search;
 extern int drift_l0_flush_rows;
 extern int drift_l0_idle_flush;
+extern double drift_lambda;
+extern double drift_tau;
+extern double drift_target_recall;
+extern int drift_target_k;
+extern int drift_max_scan_tuples;
+extern double drift_scan_mem_multiplier;
+extern double drift_recall_sample_rate;
+extern int drift_recall_sample_budget;
 
 // Registers the janitor's launcher (shared_preload_libraries only).
 void drift_janitor_register();
 
-// drift's shared memory (src/am/memtable.cpp): the janitor's latch and the
-// memtable graphs. Registers it (shared_preload_libraries only).
+// drift's shared memory (src/am/memtable.cpp): the janitor's latch, the
+// memtable graphs, and the monitor's (src/am/monitor.cpp). Registers it
+// (shared_preload_libraries only).
 void drift_shmem_register();
 
 // The janitor launcher's latch (NULL when it exits), and a wake-up call an
@@ -94,6 +103,71 @@ struct DriftL0Hit {
 bool drift_memtable_search(Relation index, const DriftMetaPageData *meta, const float *q, uint32 ef, DriftL0Hit *hits,
                            uint32 *nhits, BlockNumber *from_blkno, uint16 *from_slot);
 
+// What a drift scan does: the GUCs at its start, or settings given by a
+// re-check of its recall (drift_evaluate_recall, the janitor's samples).
+struct DriftScanSettings {
+    int probes, max_probes, rerank, ef_search;
+    float lambda, tau, target_recall;
+    int target_k;
+    int max_scan_tuples; /* -1: no limit */
+    double mem_limit;    /* bytes */
+    bool exact;          /* every bucket and every L0 row, no limit: the exact order */
+};
+
+// The settings the GUCs give now.
+DriftScanSettings drift_scan_settings();
+
+// What a scan did: buckets probed of those live, candidates read, and the
+// recall it estimated for its first target_k rows (-1 without a target).
+struct DriftScanReport {
+    uint32 probed, buckets;
+    uint64 candidates;
+    double estimated_recall;
+};
+
+// Runs a scan of index (on heap) for query (the index's dimension; unit
+// length for cosine) under settings s, under the active snapshot, and writes
+// its first up to k TIDs and their distances into tids and dists and what
+// it did into *report; returns how many rows it wrote.
+uint32 drift_scan_top(Relation heap, Relation index, const float *query, uint32 k, const DriftScanSettings *s,
+                      ItemPointerData *tids, float *dists, DriftScanReport *report);
+
+// drift's view of scans in shared memory (src/am/monitor.cpp; with
+// shared_preload_libraries only, else these do nothing): recent hits per
+// bucket, and the recall the janitor measured on sampled scans.
+
+// The monitor's shared memory: its size, and attaching to (or, first,
+// creating) it; drift_shmem_register's hooks call them.
+Size drift_monitor_shmem_size();
+void drift_monitor_shmem_init();
+
+// Counts a hit for each of buckets[0..n) of index (where a scan's first rows came from).
+void drift_monitor_add_hits(Relation index, const uint32 *buckets, uint32 n);
+
+// Writes each of index's buckets' share of its recent hits (its hits over
+// the most any bucket has) into share[0..nbuckets); false if none are kept.
+bool drift_monitor_hit_shares(Relation index, uint32 nbuckets, float *share);
+
+// Maybe (drift.recall_sample_rate, within drift.recall_sample_budget) keeps
+// the query of a scan starting now, with its settings, for the janitor to
+// re-check; rows is about what the index holds (a re-check's cost).
+void drift_monitor_sample(Relation index, const float *query, uint32 dim, const DriftScanSettings *s, uint64 rows);
+
+// A sampled scan waiting for the janitor: its index, query and settings.
+struct DriftRecallSample;
+
+// Takes a sample of this database off the queue (a palloc'd copy); NULL if none.
+DriftRecallSample *drift_monitor_take_sample();
+
+// Re-checks sample s under the active snapshot: the recall of its scan
+// against the exact answer, folded into its index's moving mean. An index
+// dropped or changed since (another dimension) is skipped.
+void drift_monitor_check_sample(const DriftRecallSample *s);
+
+// Recall of index's scans the janitor measured (a moving mean over recent
+// samples) and how many samples it has checked; false if none.
+bool drift_monitor_recall(Relation index, double *recall, uint64 *samples);
+
 // Reloptions of a drift index.
 struct DriftOptions {
     int32 vl_len_; /* varlena header (do not touch directly!) */
@@ -127,6 +201,9 @@ struct DriftInfo {
     BlockNumber *heads;      /* first hot page of each bucket; InvalidBlockNumber for a free slot */
     uint32 *chains;          /* chain id of each bucket; 0 for a free slot */
     uint32 *quants;          /* quantizer version of each bucket's codes */
+    uint32 *nlive;           /* each bucket's members, temperature and radius */
+    float *temperature;      /* (as of the last change of generation) */
+    float *radius;
 };
 
 // True if bucket b's codes were made with the previous quantizer.
@@ -138,8 +215,9 @@ inline bool drift_bucket_old_quant(const DriftInfo *info, uint32 b) {
 DriftInfo *drift_info(Relation index);
 
 // Who may call a SQL function on an index: maintenance needs ownership of
-// the table (as VACUUM does); inspection ownership or pg_stat_scan_tables.
-enum DriftAccess { DRIFT_ACCESS_INSPECT, DRIFT_ACCESS_MAINTAIN };
+// the table (as VACUUM does); inspection ownership or pg_stat_scan_tables;
+// querying SELECT on the table.
+enum DriftAccess { DRIFT_ACCESS_INSPECT, DRIFT_ACCESS_MAINTAIN, DRIFT_ACCESS_QUERY };
 
 // Opens relid in lockmode after checking, before the lock is taken, that it
 // is a drift index and that the user may access it as `access` says.

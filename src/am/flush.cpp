@@ -6,6 +6,7 @@
 
 #include "../core/distance.hpp"
 #include "../core/kmeans.hpp"
+#include "../core/routing.hpp"
 #include "../core/sq8.hpp"
 #include "../storage/buffers.h"
 #include "../storage/cursor.h"
@@ -75,6 +76,7 @@ static void requantize(Maint *m, const Entries *flushing, uint32 train_target = 
         if (info->chains[b] != 0) sample_chain(m->index, &info->meta, info->heads[b], &s);
     float *q = (float *) palloc(sizeof(float) * dim * 2);
     drift::sq8_fit(s.vecs, s.n, dim, info->meta.opt_clip_pct, q, q + dim);
+    double lid = drift::sample_dimension(s.vecs, s.n, dim);
     uint32 chain = alloc_chains(m, 1);
     BlockNumber head = drift_write_blob(m->index, MAIN_FORKNUM, chain, (const char *) q, sizeof(float) * dim * 2, m->wal);
     DriftMetaEdit e;
@@ -83,6 +85,7 @@ static void requantize(Maint *m, const Entries *flushing, uint32 train_target = 
     e.meta->old_quant_chain = e.meta->quant_chain;
     e.meta->quant_head = head;
     e.meta->quant_chain = chain;
+    if (lid > 0) e.meta->data_lid = drift_lid_store(lid);
     if (train_target > 0) {
         e.meta->flags |= DRIFT_META_TRAINED;
         e.meta->target_bucket = train_target;

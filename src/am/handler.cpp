@@ -43,6 +43,14 @@ int drift_memtable_mem = 65536;
 int drift_ef_search = 40;
 int drift_l0_flush_rows = 10000;
 int drift_l0_idle_flush = 10000;
+double drift_lambda = 0;
+double drift_tau = 0;
+double drift_target_recall = 0;
+int drift_target_k = 10;
+int drift_max_scan_tuples = 50000;
+double drift_scan_mem_multiplier = 1;
+double drift_recall_sample_rate = 0.001;
+int drift_recall_sample_budget = 2000000;
 
 static relopt_kind drift_relopt_kind;
 static relopt_enum_elt_def drift_precisions[] = {
@@ -102,6 +110,36 @@ void _PG_init(void) {
                             NULL, &drift_l0_idle_flush, 10000, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
     DefineCustomIntVariable("drift.ef_search", "Candidate list size of a search of the memtable graph.", NULL,
                             &drift_ef_search, 40, 1, 10000, PGC_USERSET, 0, NULL, NULL, NULL);
+    DefineCustomRealVariable("drift.lambda",
+                             "Weight of bucket heat (recent arrivals and scan hits) in a drift scan's probe order, in "
+                             "probe windows (0 = plain nearest-centroid order).",
+                             NULL, &drift_lambda, 0, 0, 10, PGC_USERSET, 0, NULL, NULL, NULL);
+    DefineCustomRealVariable("drift.tau",
+                             "Members at which a bucket counts as fully dense in a drift scan's probe order; sparser "
+                             "buckets rank later (0 = off).",
+                             NULL, &drift_tau, 0, 0, 1e9, PGC_USERSET, 0, NULL, NULL, NULL);
+    DefineCustomRealVariable("drift.target_recall",
+                             "Recall a drift scan probes buckets for, by its own estimate, between drift.probes and "
+                             "drift.max_probes buckets (0 = probe drift.probes buckets).",
+                             NULL, &drift_target_recall, 0, 0, 1, PGC_USERSET, 0, NULL, NULL, NULL);
+    DefineCustomIntVariable("drift.target_k", "Rows whose recall drift.target_recall estimates (set it to the LIMIT).",
+                            NULL, &drift_target_k, 10, 1, 10000, PGC_USERSET, 0, NULL, NULL, NULL);
+    DefineCustomIntVariable("drift.max_scan_tuples",
+                            "Candidates a drift scan reads before it stops probing further buckets, once its first "
+                            "buckets are read (-1 = no limit).",
+                            NULL, &drift_max_scan_tuples, 50000, -1, INT_MAX, PGC_USERSET, 0, NULL, NULL, NULL);
+    DefineCustomRealVariable("drift.scan_mem_multiplier",
+                             "Multiple of work_mem a drift scan may use before it stops probing further buckets, once "
+                             "its first buckets are read.",
+                             NULL, &drift_scan_mem_multiplier, 1, 1, 1000, PGC_USERSET, 0, NULL, NULL, NULL);
+    DefineCustomRealVariable("drift.recall_sample_rate",
+                             "Share of drift scans whose recall the janitor re-checks exactly in the background "
+                             "(with shared_preload_libraries; 0 = none).",
+                             NULL, &drift_recall_sample_rate, 0.001, 0, 1, PGC_SUSET, 0, NULL, NULL, NULL);
+    DefineCustomIntVariable("drift.recall_sample_budget",
+                            "Index rows the janitor may compare per minute to re-check sampled scans, all drift "
+                            "indexes together (a sample costs the rows of its index).",
+                            NULL, &drift_recall_sample_budget, 2000000, 0, INT_MAX, PGC_SIGHUP, 0, NULL, NULL, NULL);
     // A server-start setting can only exist when loaded at server start.
     if (process_shared_preload_libraries_in_progress)
         DefineCustomIntVariable("drift.memtable_mem",

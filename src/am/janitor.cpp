@@ -217,15 +217,16 @@ static bool extend_graph(JanitorVisit *v) {
     return false;
 }
 
-// Runs fn(v) in a transaction of its own and returns its result; an error
-// is reported, and then the result is false.
-static bool in_transaction(bool (*fn)(JanitorVisit *), JanitorVisit *v) {
+// Runs fn(arg) in a transaction of its own and returns its result; an
+// error is reported and sets *failed, and then the result is false.
+template <class T>
+static bool in_transaction(bool (*fn)(T *), T *arg, bool *failed) {
     MemoryContext ctx = CurrentMemoryContext;
     volatile bool result = false;
     StartTransactionCommand();
     PG_TRY();
     {
-        result = fn(v);
+        result = fn(arg);
         CommitTransactionCommand();
     }
     PG_CATCH();
@@ -234,7 +235,7 @@ static bool in_transaction(bool (*fn)(JanitorVisit *), JanitorVisit *v) {
         EmitErrorReport();
         FlushErrorState();
         AbortCurrentTransaction();
-        v->left = true;
+        *failed = true;
     }
     PG_END_TRY();
     return result;
@@ -248,7 +249,7 @@ static bool visit_index(Oid oid) {
     v.oid = oid;
     v.first = true;
     TimestampTz start = GetCurrentTimestamp();
-    while (in_transaction(maintain_slice, &v)) {
+    while (in_transaction(maintain_slice, &v, &v.left)) {
         v.first = false;
         CHECK_FOR_INTERRUPTS();
         if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(), JANITOR_VISIT_MS)) {
@@ -267,8 +268,16 @@ static bool visit_index(Oid oid) {
                         NameStr(v.name), (unsigned long long) d.flushed, d.splits, d.merges, d.compactions, d.seeded,
                         (unsigned long long) d.stolen, d.released, secs + usecs / 1e6)));
     }
-    in_transaction(extend_graph, &v);
+    in_transaction(extend_graph, &v, &v.left);
     return v.left;
+}
+
+// Re-checks a sampled scan's recall (in the caller's transaction).
+static bool check_sample(DriftRecallSample *s) {
+    PushActiveSnapshot(GetTransactionSnapshot());
+    drift_monitor_check_sample(s);
+    PopActiveSnapshot();
+    return false;
 }
 
 void drift_janitor_worker_main(Datum arg) {
@@ -290,6 +299,13 @@ void drift_janitor_worker_main(Datum arg) {
     for (int i = 0; i < n; i++) {
         left |= visit_index(oids[i]);
         CHECK_FOR_INTERRUPTS();
+    }
+    // Sampled scans' recall, within the time a round may take.
+    TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), Max(drift_janitor_naptime, 1000));
+    bool failed = false;
+    for (DriftRecallSample *s; GetCurrentTimestamp() < deadline && (s = drift_monitor_take_sample()) != NULL; pfree(s)) {
+        CHECK_FOR_INTERRUPTS();
+        in_transaction(check_sample, s, &failed);
     }
     if (left) drift_janitor_mark(MyDatabaseId, true);
     drift_memtable_forget(MyDatabaseId, oids, n);

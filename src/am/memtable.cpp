@@ -88,14 +88,16 @@ static shmem_startup_hook_type prev_startup_hook;
 
 static Size shared_bytes() { return MAXALIGN(sizeof(MemShared)) + Size(drift_memtable_mem) * 1024; }
 
-// Asks the postmaster for the table, the arena and the locks.
+// Asks the postmaster for the table, the arena, the monitor and the locks.
 static void memtable_request() {
     if (prev_request_hook) prev_request_hook();
     RequestAddinShmemSpace(shared_bytes());
     RequestNamedLWLockTranche("drift memtable", 1 + MEMTABLE_SLOTS);
+    RequestAddinShmemSpace(drift_monitor_shmem_size());
+    RequestNamedLWLockTranche("drift monitor", 1);
 }
 
-// Attaches to (or, first, creates) the shared table.
+// Attaches to (or, first, creates) the shared table and the monitor.
 static void memtable_startup() {
     if (prev_startup_hook) prev_startup_hook();
     LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
@@ -107,6 +109,7 @@ static void memtable_startup() {
     }
     mem_arena = (char *) mem + MAXALIGN(sizeof(MemShared));
     mem_locks = GetNamedLWLockTranche("drift memtable");
+    drift_monitor_shmem_init();
     LWLockRelease(AddinShmemInitLock);
 }
 

@@ -36,7 +36,8 @@ static DriftInfo *load_info(Relation index) {
         bool old = trained && meta->old_quant_head != InvalidBlockNumber;
         Size quant = sizeof(float) * dim * 2;
         Size size = MAXALIGN(sizeof(DriftInfo)) + MAXALIGN(quant) * (1 + old) + MAXALIGN(sizeof(BlockNumber) * dir.nblocks) +
-                    MAXALIGN(sizeof(float) * Size(dim) * n) + MAXALIGN(sizeof(BlockNumber) * n) + 2 * MAXALIGN(sizeof(uint32) * n);
+                    MAXALIGN(sizeof(float) * Size(dim) * n) + MAXALIGN(sizeof(BlockNumber) * n) + 3 * MAXALIGN(sizeof(uint32) * n) +
+                    2 * MAXALIGN(sizeof(float) * n);
         char *chunk = (char *) MemoryContextAllocExtended(index->rd_indexcxt, size, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
         char *at = chunk;
         DriftInfo *info = (DriftInfo *) carve(&at, sizeof(DriftInfo));
@@ -60,11 +61,17 @@ static DriftInfo *load_info(Relation index) {
         info->heads = (BlockNumber *) carve(&at, sizeof(BlockNumber) * n);
         info->chains = (uint32 *) carve(&at, sizeof(uint32) * n);
         info->quants = (uint32 *) carve(&at, sizeof(uint32) * n);
+        info->nlive = (uint32 *) carve(&at, sizeof(uint32) * n);
+        info->temperature = (float *) carve(&at, sizeof(float) * n);
+        info->radius = (float *) carve(&at, sizeof(float) * n);
         for (uint32 b = 0; b < meta->nbuckets; b++) {
             const DriftDirEntryData &e = dir.entries[b];
             info->chains[b] = e.chain;
             info->quants[b] = e.quant;
             info->heads[b] = e.chain != 0 ? e.head : InvalidBlockNumber;
+            info->nlive[b] = e.nlive;
+            info->temperature[b] = e.temperature;
+            info->radius[b] = e.radius;
         }
         uint32 generation = meta->generation;
         drift_free_directory(&dir);
@@ -139,7 +146,10 @@ Relation drift_open_index(Oid relid, LOCKMODE lockmode, DriftAccess access) {
         ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE), errmsg("\"%s\" is not a drift index", name),
                         errhint("Pass the name of an index created USING drift.")));
     Oid table = IndexGetRelation(relid, false);
-    if (!pg_class_ownercheck(table, GetUserId())) {
+    if (access == DRIFT_ACCESS_QUERY) {
+        if (pg_class_aclcheck(table, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+            aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, get_rel_name(table));
+    } else if (!pg_class_ownercheck(table, GetUserId())) {
         if (access == DRIFT_ACCESS_MAINTAIN) aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE, get_rel_name(table));
         if (!has_privs_of_role(GetUserId(), ROLE_PG_STAT_SCAN_TABLES))
             ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE), errmsg("permission denied for index %s", name),

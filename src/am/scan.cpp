@@ -8,18 +8,27 @@
 // buckets probed so far, re-ranked exactly; the first batch also holds
 // L0's rows. When the probed buckets are used up and the executor still asks
 // for rows (a WHERE clause filtered many out), the next drift.probes buckets
-// are probed, up to drift.max_probes buckets in all. Rows come in exact order
+// are probed, up to drift.max_probes buckets in all, as long as the scan has
+// read fewer than drift.max_scan_tuples candidates and uses less than
+// drift.scan_mem_multiplier x work_mem. Rows come in exact order
 // within a batch. A later batch can hold rows closer than some already
 // returned (the SQ8 order is approximate, and rows the executor discards,
 // such as deleted ones, use up a batch): with drift.strict_order (the
 // default) they are skipped, so every scan returns rows in exact distance
 // order; without it they come out of order.
+//
+// Buckets are probed in routing order (src/core/routing.hpp): nearest
+// centroid first, adjusted by bucket heat (drift.lambda) and density
+// (drift.tau). With drift.target_recall, the first round goes on bucket by
+// bucket past drift.probes until the scan's estimate of its recall reaches
+// the target (docs/routing.md).
 #include "drift.h"
 
 #include <algorithm>
 #include <limits>
 
 #include "../core/distance.hpp"
+#include "../core/routing.hpp"
 #include "../core/sq8.hpp"
 #include "../core/topk.hpp"
 #include "../storage/buffers.h"
@@ -27,7 +36,9 @@
 #include "../storage/cursor.h"
 
 extern "C" {
+#include "access/genam.h"
 #include "access/relscan.h"
+#include "common/pg_prng.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/hsearch.h"
@@ -35,24 +46,31 @@ extern "C" {
 #include "utils/snapmgr.h"
 }
 
-// A candidate from a bucket: SQ8 distance, TID, and where its vector is.
+// A candidate from a bucket: SQ8 distance, TID, where its vector is, and
+// its bucket.
 struct ScanCand {
     float approx;
     ItemPointerData tid;
-    BlockNumber cold;
     uint16 slot;
+    BlockNumber cold;
+    uint32 bucket;
 };
 
-// A row of the current batch, with its exact distance.
+// A row of the current batch, with its exact distance and bucket.
 struct ScanResult {
     float dist;
     ItemPointerData tid;
+    uint32 bucket;
 };
+#define SCAN_L0 UINT32_MAX /* the bucket of an L0 row */
 
 // Per-scan state; plain data in the scan's memory context.
 struct DriftScanOpaqueData {
     MemoryContext ctx;
     bool started;           /* start_scan ran since the last rescan */
+    bool preset;            /* settings and query given (drift_scan_top): a re-check */
+    const float *preset_query;
+    DriftScanSettings set;
     DriftMetaPageData meta;
     drift::Metric metric;
     uint32 dim;
@@ -65,6 +83,17 @@ struct DriftScanOpaqueData {
     BlockNumber *heads;      /* head page of each bucket */
     uint32 *chains;          /* chain id of each bucket */
     uint32 nbuckets, probed, max_probes;
+    bool first_round;        /* the first round of probes is done */
+    uint64 scanned;          /* candidates read from buckets */
+    // drift.target_recall: per bucket, the gap from the query to its region
+    // (-1 for the nearest), whether probed; the nearest row distances seen
+    // (a max-heap of up to nbest_cap order distances), the last estimate.
+    bool target;
+    float *gap;
+    bool *probed_mask;
+    float *best;
+    uint32 nbest, nbest_cap;
+    double estimate;
     ScanCand *cands;
     Size ncands, capcands, candpos;
     ScanResult *results;
@@ -76,8 +105,28 @@ struct DriftScanOpaqueData {
     BlockNumber graph_start; /* this L0 head up to this position; the rest of */
     BlockNumber graph_end;   /* those rows are still to come */
     uint16 graph_end_slot;
+    uint32 nreturned;        /* rows returned so far */
+    uint32 *hits;            /* buckets of the first target_k rows returned */
+    uint32 nhits;
+    bool hits_sent;
 };
 typedef DriftScanOpaqueData *DriftScanOpaque;
+
+DriftScanSettings drift_scan_settings() {
+    DriftScanSettings s;
+    s.probes = drift_probes;
+    s.max_probes = drift_max_probes;
+    s.rerank = drift_rerank;
+    s.ef_search = drift_ef_search;
+    s.lambda = float(drift_lambda);
+    s.tau = float(drift_tau);
+    s.target_recall = float(drift_target_recall);
+    s.target_k = drift_target_k;
+    s.max_scan_tuples = drift_max_scan_tuples;
+    s.mem_limit = double(work_mem) * 1024.0 * drift_scan_mem_multiplier;
+    s.exact = false;
+    return s;
+}
 
 IndexScanDesc drift_ambeginscan(Relation index, int nkeys, int norderbys) {
     return drift_guard("scan", [&]() -> IndexScanDesc {
@@ -89,12 +138,15 @@ IndexScanDesc drift_ambeginscan(Relation index, int nkeys, int norderbys) {
     });
 }
 
+static void send_hits(IndexScanDesc scan);
+
 void drift_amrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int norderbys) {
     return drift_guard("scan", [&]() -> void {
         DriftScanOpaque so = (DriftScanOpaque) scan->opaque;
         if (keys && scan->numberOfKeys > 0) memmove(scan->keyData, keys, scan->numberOfKeys * sizeof(ScanKeyData));
         if (orderbys && scan->numberOfOrderBys > 0)
             memmove(scan->orderByData, orderbys, scan->numberOfOrderBys * sizeof(ScanKeyData));
+        if (so->started) send_hits(scan);
         MemoryContextReset(so->ctx);
         so->started = false;  // start_scan, at the first amgettuple, rebuilds the state
     });
@@ -111,11 +163,111 @@ static void append(DriftScanOpaque so, T *&arr, Size &n, Size &cap, const T &v) 
 }
 
 // Appends a row with an exact distance to the current batch.
-static void add_result(DriftScanOpaque so, float dist, ItemPointer tid) {
-    append(so, so->results, so->nresults, so->capresults, ScanResult{dist, *tid});
+static void add_result(DriftScanOpaque so, float dist, ItemPointer tid, uint32 bucket) {
+    append(so, so->results, so->nresults, so->capresults, ScanResult{dist, *tid, bucket});
+}
+
+// An order distance in distance units (L2 and cosine; the recall estimate's geometry).
+static float distance_units(DriftScanOpaque so, float d) {
+    return std::sqrt(Max(so->metric == drift::Metric::Cosine ? 2 * d : d, 0.0f));
+}
+
+// Notes a row distance the scan has seen (a candidate's approximate one, an
+// L0 row's exact one) for the recall estimate: keeps the nbest_cap nearest.
+static void note_distance(DriftScanOpaque so, float d) {
+    if (so->nbest < so->nbest_cap) {
+        so->best[so->nbest++] = d;
+        std::push_heap(so->best, so->best + so->nbest);
+    } else if (d < so->best[0]) {
+        std::pop_heap(so->best, so->best + so->nbest);
+        so->best[so->nbest - 1] = d;
+        std::push_heap(so->best, so->best + so->nbest);
+    }
+}
+
+// The scan's estimate of the recall of its first target_k rows from the
+// buckets probed so far (docs/routing.md): drift::RecallEstimate over the
+// ball around the query that reaches the target_k-th nearest row seen.
+static double estimate_recall(DriftScanOpaque so) {
+    if (so->probed >= so->nbuckets) return 1.0;
+    uint32 k = uint32(so->set.target_k);
+    if (so->nbest < k) return 0.0;
+    float *d = (float *) palloc(sizeof(float) * so->nbest);
+    for (uint32 i = 0; i < so->nbest; i++) d[i] = distance_units(so, so->best[i]);
+    std::sort(d, d + so->nbest);
+    double radius = d[k - 1];
+    // The rows' intrinsic dimension as the index last sampled it, else as
+    // the distances around this query tell it.
+    double lid = so->meta.data_lid > 0 ? drift_lid_load(so->meta.data_lid) : drift::local_dimension(d, so->nbest, so->dim);
+    double dim = drift::effective_dimension(lid, so->dim);
+    pfree(d);
+    drift::RecallEstimate est(radius, dim);
+    for (uint32 i = 0; i < so->nbuckets; i++) {
+        uint32 b = so->order[i].id;
+        if (so->gap[b] < 0)
+            est.add_own(so->probed_mask[b]);
+        else
+            est.add(so->gap[b], so->probed_mask[b]);
+    }
+    return est.value();
 }
 
 static void scan_l0(IndexScanDesc scan);
+
+// drift.target_recall: each live bucket's gap (see estimate_recall): the
+// farther of the boundary between the query's nearest bucket and this one
+// and the bucket's sphere (centroid, radius); and the nearest distances of
+// the L0 rows read so far.
+static void target_gaps(IndexScanDesc scan, const DriftInfo *info) {
+    DriftScanOpaque so = (DriftScanOpaque) scan->opaque;
+    uint32 dim = so->dim, nb = so->nbuckets;
+    const drift::Kernels &k = drift::kernels();
+    so->gap = (float *) palloc(sizeof(float) * Max(so->meta.nbuckets, 1));
+    uint32 nearest = 0;
+    for (uint32 i = 1; i < nb; i++)
+        if (so->order[i].dist < so->order[nearest].dist) nearest = i;
+    float d0 = so->order[nearest].dist;
+    const float *c0 = info->centroids + Size(so->order[nearest].id) * dim;
+    for (uint32 i = 0; i < nb; i++) {
+        uint32 b = so->order[i].id;
+        if (i == nearest) {
+            so->gap[b] = -1;
+            continue;
+        }
+        const float *cb = info->centroids + Size(b) * dim;
+        float e = std::sqrt(k.l2sq(cb, c0, dim)), db = so->order[i].dist;
+        float plane = e > 0 ? (db - d0) / (so->metric == drift::Metric::L2 ? 2 * e : e) : 0;
+        float centre = so->metric == drift::Metric::L2 ? std::sqrt(Max(db, 0.0f)) : std::sqrt(k.l2sq(so->query, cb, dim));
+        so->gap[b] = Max(plane, centre - info->radius[b]);
+    }
+    so->nbest_cap = Max(uint32(so->set.target_k), 32u);
+    so->best = (float *) palloc(sizeof(float) * so->nbest_cap);
+    for (Size i = 0; i < so->nresults; i++) note_distance(so, so->results[i].dist);
+}
+
+// Rescores the buckets for drift.lambda and drift.tau (drift::routing_score;
+// the window is the distance of the drift.probes-th nearest centroid, at
+// least the second, past the nearest).
+static void route(IndexScanDesc scan, const DriftInfo *info) {
+    DriftScanOpaque so = (DriftScanOpaque) scan->opaque;
+    uint32 nb = so->nbuckets;
+    if (nb == 0) return;
+    float *d = (float *) palloc(sizeof(float) * nb);
+    for (uint32 i = 0; i < nb; i++) d[i] = so->order[i].dist;
+    uint32 p = Min(nb, uint32(Max(so->set.probes, 2))) - 1;
+    std::nth_element(d, d + p, d + nb);
+    float window = d[p] - *std::min_element(d, d + p + 1);
+    pfree(d);
+    float *share = (float *) palloc0(sizeof(float) * Max(so->meta.nbuckets, 1));
+    bool hits = so->set.lambda > 0 && drift_monitor_hit_shares(scan->indexRelation, so->meta.nbuckets, share);
+    for (uint32 i = 0; i < nb; i++) {
+        uint32 b = so->order[i].id;
+        float heat = drift::bucket_heat(info->temperature[b], hits ? share[b] : 0);
+        float density = drift::bucket_density(info->nlive[b], so->set.tau);
+        so->order[i].dist = drift::routing_score(so->order[i].dist, window, heat, density, so->set.lambda);
+    }
+    pfree(share);
+}
 
 // Starts a scan: the query, the first batch with every L0 row, the bucket
 // order and the SQ8 table.
@@ -129,8 +281,14 @@ static void start_scan(IndexScanDesc scan) {
         ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("a drift index can only be scanned with an MVCC snapshot"),
                         errhint("The chains a scan reads are kept for the snapshots that may still read them.")));
     MemoryContext ctx = so->ctx;
+    bool preset = so->preset;
+    const float *preset_query = so->preset_query;
+    DriftScanSettings set = so->set;
     memset(so, 0, sizeof(*so));  // everything it pointed to was in ctx, reset by rescan
     so->ctx = ctx;
+    so->preset = preset;
+    so->preset_query = preset_query;
+    so->set = preset ? set : drift_scan_settings();
     so->started = true;
     so->last = -std::numeric_limits<float>::infinity();
     DriftInfo *info = drift_info(index);
@@ -146,7 +304,10 @@ static void start_scan(IndexScanDesc scan) {
 
     ScanKey key = &scan->orderByData[0];
     uint32 dim = so->dim;
-    if (key->sk_flags & SK_ISNULL) {
+    if (preset) {
+        so->query = (float *) palloc(sizeof(float) * Max(dim, 1));
+        memcpy(so->query, preset_query, sizeof(float) * dim);
+    } else if (key->sk_flags & SK_ISNULL) {
         // A NULL query orders nothing: every row ties, as with a zero vector.
         so->query = (float *) palloc0(sizeof(float) * Max(dim, 1));
     } else {
@@ -165,20 +326,25 @@ static void start_scan(IndexScanDesc scan) {
     if (!(info->meta.flags & DRIFT_META_TRAINED) || info->meta.dim != dim) return;
     so->meta = info->meta;
 
-    // Score every bucket; each probe round takes the nearest ones left.
-    uint32 nb = 0;
-    so->order = (drift::Candidate *) palloc(sizeof(drift::Candidate) * Max(so->meta.nbuckets, 1));
+    // Score every bucket; each probe round takes the best ones left.
+    uint32 nb = 0, nbk = Max(so->meta.nbuckets, 1);
+    so->order = (drift::Candidate *) palloc(sizeof(drift::Candidate) * nbk);
     for (uint32 b = 0; b < so->meta.nbuckets; b++)
         if (info->heads[b] != InvalidBlockNumber)
             so->order[nb++] =
                 drift::Candidate{drift::order_distance(so->metric, so->query, info->centroids + Size(b) * dim, dim), b};
+    so->nbuckets = nb;
+    so->probed_mask = (bool *) palloc0(sizeof(bool) * nbk);
+    so->target = so->set.target_recall > 0 && !so->set.exact && so->metric != drift::Metric::InnerProduct && nb > 0;
+    if (so->target) target_gaps(scan, info);
+    if ((so->set.lambda > 0 || so->set.tau > 0) && !so->set.exact) route(scan, info);
     so->heads = (BlockNumber *) palloc(sizeof(BlockNumber) * Max(so->meta.nbuckets, 1));
     memcpy(so->heads, info->heads, sizeof(BlockNumber) * so->meta.nbuckets);
     so->chains = (uint32 *) palloc(sizeof(uint32) * Max(so->meta.nbuckets, 1));
     memcpy(so->chains, info->chains, sizeof(uint32) * so->meta.nbuckets);
-    so->nbuckets = nb;
-    so->max_probes = drift_max_probes < 0 ? nb : Min(nb, uint32(drift_max_probes));
-    so->max_probes = Max(so->max_probes, Min(nb, uint32(drift_probes)));
+    if (so->set.exact) so->set.probes = so->set.max_probes = int(Min(nb, uint32(INT_MAX)));
+    so->max_probes = so->set.max_probes < 0 ? nb : Min(nb, uint32(so->set.max_probes));
+    so->max_probes = Max(so->max_probes, Min(nb, uint32(so->set.probes)));
 
     drift::Sq8 q{dim, info->lo, info->scale};
     so->table.a = (float *) palloc(sizeof(float) * dim);
@@ -192,6 +358,11 @@ static void start_scan(IndexScanDesc scan) {
         so->old_quant = (bool *) palloc(sizeof(bool) * Max(so->meta.nbuckets, 1));
         for (uint32 b = 0; b < so->meta.nbuckets; b++) so->old_quant[b] = drift_bucket_old_quant(info, b);
     }
+    if (!so->preset && drift_recall_sample_rate > 0) {
+        uint64 rows = drift_l0_estimate(&so->meta, so->meta.l0_pages);
+        for (uint32 b = 0; b < so->meta.nbuckets; b++) rows += info->nlive[b];
+        drift_monitor_sample(index, so->query, dim, &so->set, rows);
+    }
 }
 
 // Scans one bucket chain, adding a candidate per live entry.
@@ -200,6 +371,7 @@ static void probe_bucket(IndexScanDesc scan, uint32 bucket) {
     const drift::Sq8Query *table = so->old_quant && so->old_quant[bucket] ? &so->old_table : &so->table;
     Relation index = scan->indexRelation;
     const DriftMetaPageData *meta = &so->meta;
+    so->probed_mask[bucket] = true;
     DriftCursor c;
     drift_cursor_begin(&c, index, so->heads[bucket], DRIFT_PAGE_HOT, so->chains[bucket], meta, BUFFER_LOCK_SHARE);
     for (Page page; (page = drift_cursor_next(&c)) != NULL;) {
@@ -214,7 +386,10 @@ static void probe_bucket(IndexScanDesc scan, uint32 bucket) {
                 drift_corrupt(index, blkno, "A slot has no cold page.");
             }
             float d = drift::sq8_distance(*table, drift_hot_code(page, meta->dim, s));
-            append(so, so->cands, so->ncands, so->capcands, ScanCand{d, tids[s], h->cold[ci], uint16(s % meta->cold_cap)});
+            append(so, so->cands, so->ncands, so->capcands,
+                   ScanCand{d, tids[s], uint16(s % meta->cold_cap), h->cold[ci], bucket});
+            so->scanned++;
+            if (so->target) note_distance(so, d);
         }
     }
 }
@@ -240,7 +415,7 @@ static void add_graph_hits(IndexScanDesc scan, DriftL0Hit *hits, uint32 n) {
         drift_check_page(scan->indexRelation, page, hits[i].blkno, DRIFT_PAGE_L0, &so->meta);
         if (hits[i].slot < drift_vec_header(page)->nslots &&
             ItemPointerEquals(&drift_vec_entry(page, so->dim, hits[i].slot)->tid, &hits[i].tid))
-            add_result(so, hits[i].dist, &hits[i].tid);
+            add_result(so, hits[i].dist, &hits[i].tid, SCAN_L0);
     }
     if (BufferIsValid(buf)) UnlockReleaseBuffer(buf);
 }
@@ -259,7 +434,7 @@ static void scan_l0_range(IndexScanDesc scan, BlockNumber blkno, uint16 from, Bl
             DriftVecEntry e = drift_vec_entry(page, so->dim, s);
             if (!ItemPointerIsValid(&e->tid)) continue;
             const float *v = drift_vec_read(page, so->dim, s, so->widened);
-            add_result(so, drift::order_distance(so->metric, so->query, v, so->dim), &e->tid);
+            add_result(so, drift::order_distance(so->metric, so->query, v, so->dim), &e->tid, SCAN_L0);
         }
         if (last) {
             drift_cursor_end(&c);
@@ -274,9 +449,10 @@ static void scan_l0_range(IndexScanDesc scan, BlockNumber blkno, uint16 from, Bl
 // next batch, if the executor asks for one.
 static void scan_l0(IndexScanDesc scan) {
     DriftScanOpaque so = (DriftScanOpaque) scan->opaque;
-    DriftL0Hit *hits = (DriftL0Hit *) palloc(sizeof(DriftL0Hit) * drift_ef_search);
+    DriftL0Hit *hits = (DriftL0Hit *) palloc(sizeof(DriftL0Hit) * so->set.ef_search);
     uint32 nhits = 0;
-    so->graph_used = drift_memtable_search(scan->indexRelation, &so->meta, so->query, uint32(drift_ef_search), hits,
+    so->graph_used = !so->set.exact &&
+                     drift_memtable_search(scan->indexRelation, &so->meta, so->query, uint32(so->set.ef_search), hits,
                                            &nhits, &so->graph_end, &so->graph_end_slot);
     if (so->graph_used) {
         so->graph_start = so->meta.l0_head;
@@ -315,7 +491,7 @@ static void rerank(IndexScanDesc scan, Size from, Size to) {
         DriftVecEntry e = drift_vec_entry(page, so->dim, c->slot);
         if (!ItemPointerEquals(&e->tid, &c->tid)) continue;
         const float *v = drift_vec_read(page, so->dim, c->slot, so->widened);
-        add_result(so, drift::order_distance(so->metric, so->query, v, so->dim), &c->tid);
+        add_result(so, drift::order_distance(so->metric, so->query, v, so->dim), &c->tid, c->bucket);
     }
     if (BufferIsValid(buf)) UnlockReleaseBuffer(buf);
 }
@@ -328,6 +504,39 @@ static float next_bound(DriftScanOpaque so) {
     if (m == std::numeric_limits<float>::infinity()) return m;
     float bound = drift::sq8_lower_bound(so->table, m);
     return so->old_quant ? Min(bound, drift::sq8_lower_bound(so->old_table, m)) : bound;
+}
+
+// True if the scan may probe another bucket: one is left within
+// max_probes, and past its first round it has read fewer than
+// drift.max_scan_tuples candidates and uses less memory than its limit.
+static bool may_probe(DriftScanOpaque so) {
+    if (so->probed >= so->max_probes) return false;
+    if (!so->first_round || so->set.exact) return true;
+    if (so->set.max_scan_tuples >= 0 && so->scanned >= uint64(so->set.max_scan_tuples)) return false;
+    return double(MemoryContextMemAllocated(so->ctx, true)) < so->set.mem_limit;
+}
+
+// Probes the next round: the best drift.probes buckets left (as many as
+// may_probe allows). After the first round, with drift.target_recall, goes
+// on bucket by bucket until the recall estimate reaches the target.
+static void probe_round(IndexScanDesc scan) {
+    DriftScanOpaque so = (DriftScanOpaque) scan->opaque;
+    uint32 upto = Min(so->max_probes, so->probed + uint32(so->set.probes));
+    drift::select_smallest(so->order + so->probed, so->nbuckets - so->probed, upto - so->probed);
+    for (; so->probed < upto && may_probe(so); so->probed++) {
+        CHECK_FOR_INTERRUPTS();
+        probe_bucket(scan, so->order[so->probed].id);
+    }
+    if (so->first_round) return;
+    so->first_round = true;
+    if (!so->target) return;
+    for (;;) {
+        so->estimate = estimate_recall(so);
+        if (so->estimate >= so->set.target_recall || !may_probe(so)) break;
+        drift::select_smallest(so->order + so->probed, so->nbuckets - so->probed, 1);
+        CHECK_FOR_INTERRUPTS();
+        probe_bucket(scan, so->order[so->probed++].id);
+    }
 }
 
 // Makes the next batch ready: re-ranks rounds of candidates (probing
@@ -343,19 +552,14 @@ static bool next_batch(IndexScanDesc scan) {
     so->nresults -= so->respos;
     so->respos = so->nready = 0;
     for (;;) {
-        if (so->candpos == so->ncands && so->probed < so->max_probes) {
+        if (so->candpos == so->ncands && may_probe(so)) {
             // Probe the next round of buckets; drop the used candidates.
             so->ncands = so->candpos = 0;
-            uint32 upto = Min(so->max_probes, so->probed + uint32(drift_probes));
-            drift::select_smallest(so->order + so->probed, so->nbuckets - so->probed, upto - so->probed);
-            for (; so->probed < upto; so->probed++) {
-                CHECK_FOR_INTERRUPTS();
-                probe_bucket(scan, so->order[so->probed].id);
-            }
+            probe_round(scan);
             continue;
         }
         if (so->candpos < so->ncands) {
-            Size take = Min(Size(drift_rerank), so->ncands - so->candpos);
+            Size take = Min(Size(so->set.rerank), so->ncands - so->candpos);
             ScanCand *first = so->cands + so->candpos;
             drift::select_smallest(first, so->ncands - so->candpos, take,
                                    [](const ScanCand &a, const ScanCand &b) { return a.approx < b.approx; });
@@ -371,8 +575,28 @@ static bool next_batch(IndexScanDesc scan) {
         float bound = next_bound(so);
         while (so->nready < so->nresults && !(so->results[so->nready].dist > bound)) so->nready++;
         if (so->nready > 0) return true;
-        if (so->candpos == so->ncands && so->probed >= so->max_probes) return false;  // nothing left
+        if (so->candpos == so->ncands && !may_probe(so)) return false;  // nothing left
     }
+}
+
+// Passes the buckets of the scan's first rows to the monitor (once).
+static void send_hits(IndexScanDesc scan) {
+    DriftScanOpaque so = (DriftScanOpaque) scan->opaque;
+    if (so->hits_sent) return;
+    so->hits_sent = true;
+    if (so->nhits > 0) drift_monitor_add_hits(scan->indexRelation, so->hits, so->nhits);
+}
+
+// Notes where a row the scan returns came from: the buckets of its first
+// target_k rows are its hits.
+static void note_returned(IndexScanDesc scan, const ScanResult *r) {
+    DriftScanOpaque so = (DriftScanOpaque) scan->opaque;
+    if (so->preset || so->hits_sent) return;
+    if (r->bucket != SCAN_L0) {
+        if (so->hits == NULL) so->hits = (uint32 *) MemoryContextAlloc(so->ctx, sizeof(uint32) * so->set.target_k);
+        so->hits[so->nhits++] = r->bucket;
+    }
+    if (++so->nreturned >= uint32(so->set.target_k)) send_hits(scan);
 }
 
 bool drift_amgettuple(IndexScanDesc scan, ScanDirection) {
@@ -393,6 +617,7 @@ bool drift_amgettuple(IndexScanDesc scan, ScanDirection) {
                 hash_search(so->returned, &r->tid, HASH_ENTER, &found);
                 if (found) continue;
                 so->last = r->dist;
+                note_returned(scan, r);
                 scan->xs_heaptid = r->tid;
                 scan->xs_recheck = false;
                 scan->xs_recheckorderby = false;
@@ -414,8 +639,30 @@ bool drift_amgettuple(IndexScanDesc scan, ScanDirection) {
 void drift_amendscan(IndexScanDesc scan) {
     return drift_guard("scan", [&]() -> void {
         DriftScanOpaque so = (DriftScanOpaque) scan->opaque;
+        if (so->started) send_hits(scan);
         MemoryContextDelete(so->ctx);
         pfree(so);
         scan->opaque = NULL;
     });
+}
+
+uint32 drift_scan_top(Relation heap, Relation index, const float *query, uint32 k, const DriftScanSettings *s,
+                      ItemPointerData *tids, float *dists, DriftScanReport *report) {
+    IndexScanDesc scan = index_beginscan(heap, index, GetActiveSnapshot(), 0, 1);
+    DriftScanOpaque so = (DriftScanOpaque) scan->opaque;
+    so->preset = true;
+    so->preset_query = query;
+    so->set = *s;
+    index_rescan(scan, NULL, 0, NULL, 1);
+    uint32 n = 0;
+    for (ItemPointer tid; n < k && (tid = index_getnext_tid(scan, ForwardScanDirection)) != NULL; n++) {
+        tids[n] = *tid;
+        dists[n] = so->last;
+    }
+    report->probed = so->probed;
+    report->buckets = so->nbuckets;
+    report->candidates = so->scanned;
+    report->estimated_recall = so->target ? so->estimate : -1;
+    index_endscan(scan);
+    return n;
 }

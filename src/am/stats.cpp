@@ -62,13 +62,16 @@ Datum drift_index_stats(PG_FUNCTION_ARGS) {
         }
         BlockNumber pages = RelationGetNumberOfBlocks(index);
         uint64 in_graph = drift_memtable_rows(index, &meta);
+        double recall = 0;
+        uint64 samples = 0;
+        bool measured = drift_monitor_recall(index, &recall, &samples);
         relation_close(index, AccessShareLock);
 
         TupleDesc desc;
         if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE) elog(ERROR, "return type must be a row type");
         static const char *metrics[] = {"?", "l2", "inner_product", "cosine"};
-        Datum v[23];
-        bool nulls[23] = {false};
+        Datum v[26];
+        bool nulls[26] = {false};
         v[0] = Int32GetDatum(int32(meta.dim));
         v[1] = CStringGetTextDatum(meta.metric <= 3 ? metrics[meta.metric] : "?");
         v[2] = Int32GetDatum(int32(meta.live_buckets));
@@ -94,6 +97,11 @@ Datum drift_index_stats(PG_FUNCTION_ARGS) {
         nulls[20] = meta.last_maintenance == 0;
         v[21] = Int32GetDatum(int32(meta.requantized + ((meta.flags & DRIFT_META_TRAINED) ? 1 : 0)));
         v[22] = Int64GetDatum(int64(in_graph));
+        v[23] = Float8GetDatum(recall);
+        nulls[23] = !measured;
+        v[24] = Int64GetDatum(int64(samples));
+        v[25] = Float8GetDatum(drift_lid_load(meta.data_lid));
+        nulls[25] = meta.data_lid == 0;
         PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, v, nulls)));
     });
 }

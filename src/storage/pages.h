@@ -141,7 +141,7 @@ struct DriftMetaPageData {
     uint32 overflow_xid_hi; /* the latest retirement xid of the overflow */
     uint32 overflow_xid_lo;
     uint16 moving_kind;     /* a move of rows out of a bucket under way (DRIFT_MOVE_*), 0 = none */
-    uint16 unused2;
+    uint16 data_lid;        /* the rows' intrinsic dimension when last sampled (training, requantizing), x100; 0 = unknown */
     uint32 moving_bucket;   /* the bucket rows are leaving, */
     uint32 moving_chain;    /* and its chain: its rows may also be in other buckets */
     DriftRetired retired[DRIFT_MAX_RETIRED];
@@ -149,6 +149,10 @@ struct DriftMetaPageData {
 typedef DriftMetaPageData *DriftMetaPage;
 
 #define DriftPageGetMeta(page) ((DriftMetaPage) PageGetContents(page))
+
+// An intrinsic dimension as the metapage keeps it (data_lid), and back.
+inline uint16 drift_lid_store(double lid) { return uint16(Min(65535.0, Max(1.0, lid * 100 + 0.5))); }
+inline double drift_lid_load(uint16 stored) { return stored / 100.0; }
 
 // A FullTransactionId stored as two uint32 halves, as a uint64.
 inline uint64 drift_xid64(uint32 hi, uint32 lo) { return uint64(hi) << 32 | lo; }

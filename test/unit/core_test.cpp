@@ -12,6 +12,7 @@
 #include "core/hnsw.hpp"
 #include "core/kmeans.hpp"
 #include "core/maintenance.hpp"
+#include "core/routing.hpp"
 #include "core/sq8.hpp"
 #include "core/topk.hpp"
 
@@ -541,4 +542,133 @@ TEST(KMeans, ChooseLists) {
     EXPECT_EQ(drift::choose_lists(40, 10000, 100000), 40u);  // the option
     EXPECT_EQ(drift::choose_lists(40, 10000, 16), 16u);      // no more than k-means sees
     EXPECT_EQ(drift::choose_lists(0, 0, 0), 1u);
+}
+
+TEST(Routing, CapFractionMatchesClosedForms) {
+    for (double t : {0.0, 0.1, 0.37, 0.5, 0.8, 0.99}) {
+        EXPECT_NEAR(drift::cap_fraction(t, 1), (1 - t) / 2, 1e-9) << t;
+        EXPECT_NEAR(drift::cap_fraction(t, 2), (std::acos(t) - t * std::sqrt(1 - t * t)) / M_PI, 1e-9) << t;
+        EXPECT_NEAR(drift::cap_fraction(t, 3), (1 - t) * (1 - t) * (2 + t) / 4, 1e-9) << t;
+    }
+    EXPECT_EQ(drift::cap_fraction(1.0, 10), 0);
+    EXPECT_EQ(drift::cap_fraction(2.0, 10), 0);
+    // Higher dimensions: the ball's volume gathers at its equator.
+    EXPECT_LT(drift::cap_fraction(0.3, 128), 1e-2);
+    EXPECT_GT(drift::cap_fraction(0.3, 8), 0.15);
+    EXPECT_NEAR(drift::cap_fraction(0.05, 4000), 0.5 * std::erfc(0.05 * std::sqrt(4000.0) / std::sqrt(2.0)), 2e-3);
+}
+
+TEST(Routing, LocalDimensionOfUniformData) {
+    drift::Rng r{42};
+    for (size_t dim : {2, 4, 8}) {
+        std::vector<float> rows = random_rows(r, 20000, dim);
+        double sum = 0;
+        const int queries = 50;
+        for (int qi = 0; qi < queries; qi++) {
+            std::vector<float> q = random_vec(r, dim, -0.5f, 0.5f);
+            std::vector<float> d;
+            for (size_t i = 0; i < 20000; i++) d.push_back(std::sqrt(drift::order_distance(Metric::L2, q.data(), &rows[i * dim], dim)));
+            std::partial_sort(d.begin(), d.begin() + 32, d.end());
+            sum += drift::local_dimension(d.data(), 32, 1000);
+        }
+        EXPECT_NEAR(sum / queries, double(dim), 0.25 * dim) << dim;
+    }
+    float same[4] = {1, 1, 1, 1};
+    EXPECT_EQ(drift::local_dimension(same, 4, 77), 77);
+    EXPECT_EQ(drift::local_dimension(same, 2, 77), 77);
+}
+
+// The recall estimate of probing the m nearest cells of a Voronoi partition
+// follows the recall those cells give, on uniform data.
+TEST(Routing, EstimatedRecallFollowsActualRecall) {
+    drift::Rng r{7};
+    const size_t dim = 6, n = 20000, cells = 64, k = 10;
+    std::vector<float> rows = random_rows(r, n, dim), cent = random_rows(r, cells, dim);
+    std::vector<uint32_t> cell(n);
+    for (size_t i = 0; i < n; i++) {
+        float best = INFINITY;
+        for (uint32_t c = 0; c < cells; c++) {
+            float d = drift::order_distance(Metric::L2, &rows[i * dim], &cent[c * dim], dim);
+            if (d < best) best = d, cell[i] = c;
+        }
+    }
+    for (size_t m : {1, 2, 4}) {
+        double est = 0, actual = 0;
+        const int queries = 100;
+        for (int qi = 0; qi < queries; qi++) {
+            std::vector<float> q = random_vec(r, dim, -0.8f, 0.8f);
+            std::vector<drift::Candidate> order(cells);
+            for (uint32_t c = 0; c < cells; c++) order[c] = {drift::order_distance(Metric::L2, q.data(), &cent[c * dim], dim), c};
+            std::sort(order.begin(), order.end());
+            std::vector<bool> probed(cells, false);
+            for (size_t i = 0; i < m; i++) probed[order[i].id] = true;
+            std::vector<std::pair<float, bool>> all, found;
+            for (size_t i = 0; i < n; i++) {
+                float d = std::sqrt(drift::order_distance(Metric::L2, q.data(), &rows[i * dim], dim));
+                all.push_back({d, probed[cell[i]]});
+                if (probed[cell[i]]) found.push_back({d, true});
+            }
+            std::partial_sort(all.begin(), all.begin() + k, all.end());
+            std::partial_sort(found.begin(), found.begin() + 32, found.end());
+            for (size_t i = 0; i < k; i++) actual += all[i].second;
+            std::vector<float> fd;
+            for (size_t i = 0; i < 32; i++) fd.push_back(found[i].first);
+            double radius = fd[k - 1], ldim = drift::effective_dimension(drift::local_dimension(fd.data(), fd.size(), dim), dim);
+            const float *c0 = &cent[order[0].id * dim];
+            drift::RecallEstimate e(radius, ldim);
+            e.add_own(true);
+            for (uint32_t c = 1; c < cells; c++) {
+                const float *cc = &cent[order[c].id * dim];
+                e.add((order[c].dist - order[0].dist) / (2 * std::sqrt(drift::order_distance(Metric::L2, cc, c0, dim))),
+                      c < m);
+            }
+            est += e.value();
+        }
+        est /= queries;
+        actual /= queries * k;
+        EXPECT_NEAR(est, actual, 0.1) << m << " cells";
+    }
+}
+
+TEST(Routing, ScoresAndTerms) {
+    // lambda 0 and tau off: plain centroid distance.
+    EXPECT_EQ(drift::routing_score(3.5f, 2, drift::bucket_heat(0.9f, 1), drift::bucket_density(5, 0), 0), 3.5f);
+    // A hot bucket comes forward by lambda windows at most; a sparse one goes back.
+    EXPECT_FLOAT_EQ(drift::routing_score(3, 2, drift::bucket_heat(5, 1), 1, 0.5f), 2);
+    EXPECT_FLOAT_EQ(drift::routing_score(3, 2, 0, drift::bucket_density(16, 64), 0), 9);
+    EXPECT_EQ(drift::bucket_density(1000, 64), 1);
+    EXPECT_FLOAT_EQ(drift::bucket_density(0, 64), 1.0f / 64);
+    EXPECT_FLOAT_EQ(drift::bucket_heat(0.5f, 0), 0.25f);
+    EXPECT_EQ(drift::bucket_heat(-1, -1), 0);
+}
+
+TEST(Routing, EffectiveDimension) {
+    EXPECT_EQ(drift::effective_dimension(14, 128), 14 * drift::kDimensionScale);
+    EXPECT_EQ(drift::effective_dimension(6, 6), 6);
+    EXPECT_EQ(drift::effective_dimension(100, 128), 128);
+}
+
+TEST(Routing, CapFractionTableFollowsTheFunction) {
+    for (double d : {1.0, 3.0, 14.0, 56.0, 500.0, 4000.0})
+        for (double t = 0; t < 1.05; t += 0.01)
+            EXPECT_NEAR(drift::cap_from_table(drift::cap_table(d), t), drift::cap_fraction(t, std::round(d)), 0.01) << d << " " << t;
+    EXPECT_EQ(drift::cap_from_table(drift::cap_table(20), 1.0), 0);
+    EXPECT_EQ(drift::cap_from_table(drift::cap_table(20), 0.0), 0.5);
+    EXPECT_EQ(drift::cap_table(20.2), drift::cap_table(19.8));
+}
+
+TEST(Routing, SampleDimensionOfUniformData) {
+    drift::Rng r{11};
+    for (size_t dim : {3, 6, 10}) {
+        std::vector<float> rows = random_rows(r, 4000, dim);
+        EXPECT_NEAR(drift::sample_dimension(rows.data(), 4000, dim), double(dim), 0.25 * dim) << dim;
+    }
+    // Rows on a 2-d plane inside 32 dimensions.
+    std::vector<float> plane(3000 * 32, 0.0f);
+    for (size_t i = 0; i < 3000; i++) {
+        float a = float(r.uniform()), b = float(r.uniform());
+        for (size_t j = 0; j < 32; j++) plane[i * 32 + j] = a * float(j % 3) + b * float(j % 5);
+    }
+    EXPECT_NEAR(drift::sample_dimension(plane.data(), 3000, 32), 2.0, 0.5);
+    EXPECT_EQ(drift::sample_dimension(plane.data(), 10, 32), 0);
 }
