@@ -13,7 +13,7 @@ CREATE FUNCTION drift_index_stats(index regclass,
     OUT flushes bigint, OUT flushed_rows bigint, OUT splits bigint, OUT merges bigint,
     OUT compactions bigint, OUT stolen_rows bigint, OUT retired_chains int,
     OUT last_maintenance timestamptz, OUT quantizers_fitted int, OUT l0_in_graph bigint,
-    OUT estimated_recall float8, OUT recall_samples bigint, OUT intrinsic_dimension float8)
+    OUT sampled_recall float8, OUT recall_samples bigint, OUT intrinsic_dimension float8)
     AS 'MODULE_PATHNAME' LANGUAGE C STRICT;
 COMMENT ON FUNCTION drift_index_stats(regclass) IS 'what a drift index holds, what maintenance has done, and the recall the janitor measured on sampled scans';
 

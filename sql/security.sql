@@ -58,6 +58,17 @@ SET ROLE drift_stranger;
 SELECT recall FROM drift_evaluate_recall('t_idx', '{0,1,0,1}'::real[]);
 \echo :SQLSTATE
 RESET ROLE;
+-- where row-level security applies, SELECT is not enough (the function
+-- reads every row the index holds); the owner, whom it does not bind, may
+ALTER TABLE t ENABLE ROW LEVEL SECURITY;
+SET ROLE drift_nobody;
+SELECT recall FROM drift_evaluate_recall('t_idx', '{0,1,0,1}'::real[]);
+\echo :SQLSTATE
+RESET ROLE;
+SET ROLE drift_owner;
+SELECT recall > 0 AS measured FROM drift_evaluate_recall('t_idx', '{0,1,0,1}'::real[]);
+RESET ROLE;
+ALTER TABLE t DISABLE ROW LEVEL SECURITY;
 
 -- members of pg_stat_scan_tables (directly or through pg_monitor) may
 -- read, not maintain

@@ -107,7 +107,8 @@ bool drift_memtable_search(Relation index, const DriftMetaPageData *meta, const 
 // re-check of its recall (drift_evaluate_recall, the janitor's samples).
 struct DriftScanSettings {
     int probes, max_probes, rerank, ef_search;
-    float lambda, tau, target_recall;
+    float lambda, tau;
+    double target_recall;
     int target_k;
     int max_scan_tuples; /* -1: no limit */
     double mem_limit;    /* bytes */
@@ -125,12 +126,13 @@ struct DriftScanReport {
     double estimated_recall;
 };
 
-// Runs a scan of index (on heap) for query (the index's dimension; unit
-// length for cosine) under settings s, under the active snapshot, and writes
+// Runs a scan of index (on heap) for query (dim floats, the index's
+// dimension, else an ERROR; unit length for cosine) under settings s, under
+// the active snapshot, and writes
 // its first up to k TIDs and their distances into tids and dists and what
 // it did into *report; returns how many rows it wrote.
-uint32 drift_scan_top(Relation heap, Relation index, const float *query, uint32 k, const DriftScanSettings *s,
-                      ItemPointerData *tids, float *dists, DriftScanReport *report);
+uint32 drift_scan_top(Relation heap, Relation index, const float *query, uint32 dim, uint32 k,
+                      const DriftScanSettings *s, ItemPointerData *tids, float *dists, DriftScanReport *report);
 
 // drift's view of scans in shared memory (src/am/monitor.cpp; with
 // shared_preload_libraries only, else these do nothing): recent hits per
@@ -148,9 +150,13 @@ void drift_monitor_add_hits(Relation index, const uint32 *buckets, uint32 n);
 // the most any bucket has) into share[0..nbuckets); false if none are kept.
 bool drift_monitor_hit_shares(Relation index, uint32 nbuckets, float *share);
 
-// Maybe (drift.recall_sample_rate, within drift.recall_sample_budget) keeps
-// the query of a scan starting now, with its settings, for the janitor to
-// re-check; rows is about what the index holds (a re-check's cost).
+// True for the share drift.recall_sample_rate of calls, when the monitor
+// runs: this scan is a sample.
+bool drift_monitor_draw();
+
+// Keeps the query of a scan starting now, with its settings, for the
+// janitor to re-check, if drift.recall_sample_budget allows rows (about
+// what the index holds: a re-check's cost) and a slot is free.
 void drift_monitor_sample(Relation index, const float *query, uint32 dim, const DriftScanSettings *s, uint64 rows);
 
 // A sampled scan waiting for the janitor: its index, query and settings.
@@ -213,6 +219,10 @@ inline bool drift_bucket_old_quant(const DriftInfo *info, uint32 b) {
 
 // The index's current metadata (valid until the next call on this index).
 DriftInfo *drift_info(Relation index);
+
+// About how many rows an index holds: its buckets' members and L0's pages
+// counted full.
+uint64 drift_info_rows(const DriftInfo *info);
 
 // Who may call a SQL function on an index: maintenance needs ownership of
 // the table (as VACUUM does); inspection ownership or pg_stat_scan_tables;

@@ -301,11 +301,17 @@ void drift_janitor_worker_main(Datum arg) {
         CHECK_FOR_INTERRUPTS();
     }
     // Sampled scans' recall, within the time a round may take.
+    // (A check that fails, or samples the time left none for, bring the
+    // janitor back next round.)
     TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), Max(drift_janitor_naptime, 1000));
-    bool failed = false;
-    for (DriftRecallSample *s; GetCurrentTimestamp() < deadline && (s = drift_monitor_take_sample()) != NULL; pfree(s)) {
+    for (DriftRecallSample *s; (s = drift_monitor_take_sample()) != NULL; pfree(s)) {
         CHECK_FOR_INTERRUPTS();
-        in_transaction(check_sample, s, &failed);
+        in_transaction(check_sample, s, &left);
+        if (GetCurrentTimestamp() >= deadline) {
+            pfree(s);
+            left = true;
+            break;
+        }
     }
     if (left) drift_janitor_mark(MyDatabaseId, true);
     drift_memtable_forget(MyDatabaseId, oids, n);

@@ -12,6 +12,7 @@ extern "C" {
 #include "catalog/pg_class.h"
 #include "utils/acl.h"
 #include "utils/lsyscache.h"
+#include "utils/rls.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
 }
@@ -102,6 +103,12 @@ DriftInfo *drift_info(Relation index) {
     return info;
 }
 
+uint64 drift_info_rows(const DriftInfo *info) {
+    uint64 rows = drift_l0_estimate(&info->meta, info->meta.l0_pages);
+    for (uint32 b = 0; b < info->meta.nbuckets; b++) rows += info->nlive[b];
+    return rows;
+}
+
 DriftDirSlot drift_dir_slot(const DriftInfo *info, uint32 bucket) {
     DriftDirSlot s;
     s.blkno = info->dir_blocks[bucket / info->meta.dir_cap];
@@ -149,6 +156,13 @@ Relation drift_open_index(Oid relid, LOCKMODE lockmode, DriftAccess access) {
     if (access == DRIFT_ACCESS_QUERY) {
         if (pg_class_aclcheck(table, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
             aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, get_rel_name(table));
+        // It reads every row the index holds, past row-level security.
+        if (check_enable_rls(table, InvalidOid, true) == RLS_ENABLED)
+            ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE), errmsg("permission denied for index %s", name),
+                            errhint("Row-level security applies to you on table \"%s\", and the function reads every row "
+                                    "its index holds.",
+                                    get_rel_name(table))));
+        LockRelationOid(table, lockmode);  // the table before its index, as every query locks them
     } else if (!pg_class_ownercheck(table, GetUserId())) {
         if (access == DRIFT_ACCESS_MAINTAIN) aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE, get_rel_name(table));
         if (!has_privs_of_role(GetUserId(), ROLE_PG_STAT_SCAN_TABLES))

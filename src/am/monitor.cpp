@@ -21,6 +21,7 @@ extern "C" {
 #include "common/pg_prng.h"
 #include "funcapi.h"
 #include "port/atomics.h"
+#include "storage/lmgr.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/builtins.h"
@@ -35,10 +36,12 @@ Datum drift_evaluate_recall(PG_FUNCTION_ARGS);
 #define MONITOR_MAX_DIM 4000
 #define HIT_HALF_LIFE_MS 60000
 #define RECALL_MEAN_WEIGHT 0.1 /* a new sample's weight in the moving mean */
+#define SAMPLE_EXPIRY_MS 600000 /* a sample no janitor took (its database gone, the janitor off) frees its slot */
+#define EXACT_BYTES_PER_ROW 48  /* what the exact pass of a re-check holds per index row */
 
 // One index's hits and measured recall. relid = InvalidOid: free.
 struct MonitorIndex {
-    Oid db, relid;
+    Oid db, relid, relfilenode; /* (a REINDEX makes another index of the same relid) */
     TimestampTz used;    /* last use (the least recently used is replaced) */
     TimestampTz decayed; /* hits last halved */
     uint64 samples;      /* samples checked */
@@ -49,6 +52,7 @@ struct MonitorIndex {
 // A scan's query and settings, waiting for the janitor. relid = InvalidOid: free.
 struct DriftRecallSample {
     Oid db, relid;
+    TimestampTz queued;
     uint32 dim;
     DriftScanSettings set;
     float query[MONITOR_MAX_DIM];
@@ -77,23 +81,30 @@ void drift_monitor_shmem_init() {
     mon_lock = &GetNamedLWLockTranche("drift monitor")[0].lock;
 }
 
-// The entry of index relid of this database, or NULL; the caller holds the lock.
-static MonitorIndex *find_index(Oid relid) {
+// The entry of index in this database, or NULL; the caller holds the lock.
+static MonitorIndex *find_index(Relation index) {
     for (MonitorIndex &m : mon->idx)
-        if (m.relid == relid && m.db == MyDatabaseId) return &m;
+        if (m.relid == RelationGetRelid(index) && m.db == MyDatabaseId && m.relfilenode == index->rd_node.relNode)
+            return &m;
     return NULL;
 }
 
-// The entry of index relid, claimed (the free or least recently used one)
-// if it has none; the caller holds the lock exclusively.
-static MonitorIndex *claim_index(Oid relid, TimestampTz now) {
-    MonitorIndex *m = find_index(relid);
+// The entry of index, claimed (its relid's old one, a free one or the least
+// recently used) if it has none; the caller holds the lock exclusively.
+static MonitorIndex *claim_index(Relation index, TimestampTz now) {
+    MonitorIndex *m = find_index(index);
     if (m != NULL) return m;
     m = &mon->idx[0];
-    for (MonitorIndex &c : mon->idx)
+    for (MonitorIndex &c : mon->idx) {
+        if (c.relid == RelationGetRelid(index) && c.db == MyDatabaseId) {
+            m = &c;
+            break;
+        }
         if (c.relid == InvalidOid || c.used < m->used) m = &c;
+    }
     m->db = MyDatabaseId;
-    m->relid = relid;
+    m->relid = RelationGetRelid(index);
+    m->relfilenode = index->rd_node.relNode;
     m->decayed = now;
     m->samples = 0;
     m->recall = 0;
@@ -113,11 +124,11 @@ void drift_monitor_add_hits(Relation index, const uint32 *buckets, uint32 n) {
     // keeps the entry in place while the counts go up (the last-use time is
     // a hint for replacement; a racing write of it does no harm).
     LWLockAcquire(mon_lock, LW_SHARED);
-    MonitorIndex *m = find_index(RelationGetRelid(index));
+    MonitorIndex *m = find_index(index);
     if (m == NULL || halvings_due(m, now) > 0) {
         LWLockRelease(mon_lock);
         LWLockAcquire(mon_lock, LW_EXCLUSIVE);
-        m = claim_index(RelationGetRelid(index), now);
+        m = claim_index(index, now);
         long halvings = halvings_due(m, now);
         if (halvings > 0) {
             for (pg_atomic_uint32 &h : m->hits)
@@ -134,7 +145,7 @@ void drift_monitor_add_hits(Relation index, const uint32 *buckets, uint32 n) {
 bool drift_monitor_hit_shares(Relation index, uint32 nbuckets, float *share) {
     if (mon == NULL) return false;
     LWLockAcquire(mon_lock, LW_SHARED);
-    MonitorIndex *m = find_index(RelationGetRelid(index));
+    MonitorIndex *m = find_index(index);
     uint32 n = Min(nbuckets, uint32(MONITOR_BUCKETS)), most = 0;
     if (m != NULL)
         for (uint32 b = 0; b < n; b++) {
@@ -148,9 +159,12 @@ bool drift_monitor_hit_shares(Relation index, uint32 nbuckets, float *share) {
     return true;
 }
 
+bool drift_monitor_draw() {
+    return mon != NULL && drift_recall_sample_rate > 0 && pg_prng_double(&pg_global_prng_state) < drift_recall_sample_rate;
+}
+
 void drift_monitor_sample(Relation index, const float *query, uint32 dim, const DriftScanSettings *s, uint64 rows) {
-    if (mon == NULL || dim > MONITOR_MAX_DIM || pg_prng_double(&pg_global_prng_state) >= drift_recall_sample_rate)
-        return;
+    if (mon == NULL || dim > MONITOR_MAX_DIM) return;
     TimestampTz now = GetCurrentTimestamp();
     bool kept = false;
     LWLockAcquire(mon_lock, LW_EXCLUSIVE);
@@ -159,8 +173,9 @@ void drift_monitor_sample(Relation index, const float *query, uint32 dim, const 
     mon->refilled = now;
     if (mon->budget >= double(rows)) {
         for (DriftRecallSample &p : mon->samples) {
-            if (p.relid != InvalidOid) continue;
+            if (p.relid != InvalidOid && !TimestampDifferenceExceeds(p.queued, now, SAMPLE_EXPIRY_MS)) continue;
             p.db = MyDatabaseId;
+            p.queued = now;
             p.relid = RelationGetRelid(index);
             p.dim = dim;
             p.set = *s;
@@ -192,22 +207,26 @@ DriftRecallSample *drift_monitor_take_sample() {
     return NULL;
 }
 
-// Recall of a scan of index for query under settings s against the exact
-// answer over the index's rows: the share of the exact first k rows' places
-// the scan's first k rows take (a row as near as the k-th exact one counts,
-// so ties do not); 1 for an index with no rows. Fills *report.
-static double measure_recall(Relation index, const float *query, uint32 k, const DriftScanSettings *s,
-                             DriftScanReport *report) {
-    Relation heap = relation_open(IndexGetRelation(RelationGetRelid(index), false), AccessShareLock);
+// True if the exact pass over index's rows fits in maintenance_work_mem.
+static bool exact_pass_fits(Relation index) {
+    return double(drift_info_rows(drift_info(index))) * EXACT_BYTES_PER_ROW <= double(maintenance_work_mem) * 1024;
+}
+
+// Recall of a scan of index (on heap, both locked by the caller) for query
+// (dim floats) under settings s against the exact answer over the index's
+// rows: the share of the exact first k rows' places the scan's first k rows
+// take (a row as near as the k-th exact one counts, so ties do not); 1 for
+// an index with no rows. Fills *report.
+static double measure_recall(Relation heap, Relation index, const float *query, uint32 dim, uint32 k,
+                             const DriftScanSettings *s, DriftScanReport *report) {
     ItemPointerData *tids = (ItemPointerData *) palloc(sizeof(ItemPointerData) * k);
     float *exact = (float *) palloc(sizeof(float) * k), *got = (float *) palloc(sizeof(float) * k);
     DriftScanSettings all = *s;
     all.exact = true;
     all.rerank = Max(all.rerank, 1000);
     DriftScanReport exact_report;
-    uint32 nexact = drift_scan_top(heap, index, query, k, &all, tids, exact, &exact_report);
-    uint32 ngot = drift_scan_top(heap, index, query, k, s, tids, got, report);
-    relation_close(heap, AccessShareLock);
+    uint32 nexact = drift_scan_top(heap, index, query, dim, k, &all, tids, exact, &exact_report);
+    uint32 ngot = drift_scan_top(heap, index, query, dim, k, s, tids, got, report);
     if (nexact == 0) return 1.0;
     float limit = exact[nexact - 1] + 1e-6f * Max(1.0f, std::abs(exact[nexact - 1]));
     uint32 hits = 0;
@@ -215,11 +234,11 @@ static double measure_recall(Relation index, const float *query, uint32 k, const
     return double(Min(hits, nexact)) / nexact;
 }
 
-// Folds a sample's recall into index relid's moving mean.
-static void record_recall(Oid relid, double recall) {
+// Folds a sample's recall into index's moving mean.
+static void record_recall(Relation index, double recall) {
     TimestampTz now = GetCurrentTimestamp();
     LWLockAcquire(mon_lock, LW_EXCLUSIVE);
-    MonitorIndex *m = claim_index(relid, now);
+    MonitorIndex *m = claim_index(index, now);
     m->used = now;
     m->recall = m->samples == 0 ? recall : (1 - RECALL_MEAN_WEIGHT) * m->recall + RECALL_MEAN_WEIGHT * recall;
     m->samples++;
@@ -227,24 +246,32 @@ static void record_recall(Oid relid, double recall) {
 }
 
 void drift_monitor_check_sample(const DriftRecallSample *p) {
-    Relation index = try_relation_open(p->relid, AccessShareLock);
-    if (index == NULL) return;
+    // The table, then its index, as a query locks them; without waiting, so
+    // that a DDL lock holds up this sample only (the transaction's end
+    // releases what was taken).
+    Oid heapoid = IndexGetRelation(p->relid, true);
+    if (!OidIsValid(heapoid) || !ConditionalLockRelationOid(heapoid, AccessShareLock) ||
+        !ConditionalLockRelationOid(p->relid, AccessShareLock))
+        return;
+    Relation heap = try_relation_open(heapoid, NoLock), index = try_relation_open(p->relid, NoLock);
+    if (heap == NULL || index == NULL) return;
     if (index->rd_rel->relkind == RELKIND_INDEX && index->rd_indam != NULL &&
         index->rd_indam->ambuild == drift_ambuild && index->rd_index->indisvalid &&
-        drift_guard("recall sample", [&]() { return drift_info(index)->meta.dim; }) == p->dim) {
+        drift_guard("recall sample", [&]() { return drift_info(index)->meta.dim == p->dim && exact_pass_fits(index); })) {
         DriftScanReport report;
         double recall = drift_guard("recall sample", [&]() {
-            return measure_recall(index, p->query, uint32(p->set.target_k), &p->set, &report);
+            return measure_recall(heap, index, p->query, p->dim, uint32(p->set.target_k), &p->set, &report);
         });
-        record_recall(p->relid, recall);
+        record_recall(index, recall);
     }
-    relation_close(index, AccessShareLock);
+    relation_close(index, NoLock);
+    relation_close(heap, NoLock);
 }
 
 bool drift_monitor_recall(Relation index, double *recall, uint64 *samples) {
     if (mon == NULL) return false;
     LWLockAcquire(mon_lock, LW_SHARED);
-    MonitorIndex *m = find_index(RelationGetRelid(index));
+    MonitorIndex *m = find_index(index);
     bool found = m != NULL && m->samples > 0;
     if (found) {
         *recall = m->recall;
@@ -276,9 +303,17 @@ Datum drift_evaluate_recall(PG_FUNCTION_ARGS) {
         uint32 dim;
         float *query = drift_index_vector(index, PG_GETARG_DATUM(1), info->meta.dim, info->metric,
                                           info->meta.vec_kind, false, &dim);
+        if (!exact_pass_fits(index))
+            ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+                            errmsg("index \"%s\" holds about %llu rows: too many for an exact pass in maintenance_work_mem",
+                                   RelationGetRelationName(index), (unsigned long long) drift_info_rows(drift_info(index))),
+                            errhint("The exact pass needs about %d bytes per row; raise maintenance_work_mem.",
+                                    EXACT_BYTES_PER_ROW)));
         DriftScanSettings s = drift_scan_settings();
         DriftScanReport report;
-        double recall = measure_recall(index, query, uint32(k), &s, &report);
+        Relation heap = relation_open(index->rd_index->indrelid, NoLock);  // (drift_open_index locked it)
+        double recall = measure_recall(heap, index, query, dim, uint32(k), &s, &report);
+        relation_close(heap, NoLock);
         relation_close(index, AccessShareLock);
 
         TupleDesc desc;

@@ -70,6 +70,7 @@ struct DriftScanOpaqueData {
     bool started;           /* start_scan ran since the last rescan */
     bool preset;            /* settings and query given (drift_scan_top): a re-check */
     const float *preset_query;
+    uint32 preset_dim;
     DriftScanSettings set;
     DriftMetaPageData meta;
     drift::Metric metric;
@@ -120,7 +121,7 @@ DriftScanSettings drift_scan_settings() {
     s.ef_search = drift_ef_search;
     s.lambda = float(drift_lambda);
     s.tau = float(drift_tau);
-    s.target_recall = float(drift_target_recall);
+    s.target_recall = drift_target_recall;
     s.target_k = drift_target_k;
     s.max_scan_tuples = drift_max_scan_tuples;
     s.mem_limit = double(work_mem) * 1024.0 * drift_scan_mem_multiplier;
@@ -283,11 +284,13 @@ static void start_scan(IndexScanDesc scan) {
     MemoryContext ctx = so->ctx;
     bool preset = so->preset;
     const float *preset_query = so->preset_query;
+    uint32 preset_dim = so->preset_dim;
     DriftScanSettings set = so->set;
     memset(so, 0, sizeof(*so));  // everything it pointed to was in ctx, reset by rescan
     so->ctx = ctx;
     so->preset = preset;
     so->preset_query = preset_query;
+    so->preset_dim = preset_dim;
     so->set = preset ? set : drift_scan_settings();
     so->started = true;
     so->last = -std::numeric_limits<float>::infinity();
@@ -305,6 +308,11 @@ static void start_scan(IndexScanDesc scan) {
     ScanKey key = &scan->orderByData[0];
     uint32 dim = so->dim;
     if (preset) {
+        if (preset_dim != dim)  // the index took its dimension since the query was read
+            ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+                            errmsg("vector has %u dimensions, but index \"%s\" has %u", preset_dim,
+                                   RelationGetRelationName(index), dim),
+                            errhint("Every vector in a drift index must have the same dimension.")));
         so->query = (float *) palloc(sizeof(float) * Max(dim, 1));
         memcpy(so->query, preset_query, sizeof(float) * dim);
     } else if (key->sk_flags & SK_ISNULL) {
@@ -338,9 +346,9 @@ static void start_scan(IndexScanDesc scan) {
     so->target = so->set.target_recall > 0 && !so->set.exact && so->metric != drift::Metric::InnerProduct && nb > 0;
     if (so->target) target_gaps(scan, info);
     if ((so->set.lambda > 0 || so->set.tau > 0) && !so->set.exact) route(scan, info);
-    so->heads = (BlockNumber *) palloc(sizeof(BlockNumber) * Max(so->meta.nbuckets, 1));
+    so->heads = (BlockNumber *) palloc(sizeof(BlockNumber) * nbk);
     memcpy(so->heads, info->heads, sizeof(BlockNumber) * so->meta.nbuckets);
-    so->chains = (uint32 *) palloc(sizeof(uint32) * Max(so->meta.nbuckets, 1));
+    so->chains = (uint32 *) palloc(sizeof(uint32) * nbk);
     memcpy(so->chains, info->chains, sizeof(uint32) * so->meta.nbuckets);
     if (so->set.exact) so->set.probes = so->set.max_probes = int(Min(nb, uint32(INT_MAX)));
     so->max_probes = so->set.max_probes < 0 ? nb : Min(nb, uint32(so->set.max_probes));
@@ -355,14 +363,10 @@ static void start_scan(IndexScanDesc scan) {
         so->old_table.a = (float *) palloc(sizeof(float) * dim);
         so->old_table.b = (float *) palloc(sizeof(float) * dim);
         drift::sq8_prepare(oq, so->metric, so->query, so->old_table);
-        so->old_quant = (bool *) palloc(sizeof(bool) * Max(so->meta.nbuckets, 1));
+        so->old_quant = (bool *) palloc(sizeof(bool) * nbk);
         for (uint32 b = 0; b < so->meta.nbuckets; b++) so->old_quant[b] = drift_bucket_old_quant(info, b);
     }
-    if (!so->preset && drift_recall_sample_rate > 0) {
-        uint64 rows = drift_l0_estimate(&so->meta, so->meta.l0_pages);
-        for (uint32 b = 0; b < so->meta.nbuckets; b++) rows += info->nlive[b];
-        drift_monitor_sample(index, so->query, dim, &so->set, rows);
-    }
+    if (!so->preset && drift_monitor_draw()) drift_monitor_sample(index, so->query, dim, &so->set, drift_info_rows(info));
 }
 
 // Scans one bucket chain, adding a candidate per live entry.
@@ -646,12 +650,13 @@ void drift_amendscan(IndexScanDesc scan) {
     });
 }
 
-uint32 drift_scan_top(Relation heap, Relation index, const float *query, uint32 k, const DriftScanSettings *s,
-                      ItemPointerData *tids, float *dists, DriftScanReport *report) {
+uint32 drift_scan_top(Relation heap, Relation index, const float *query, uint32 dim, uint32 k,
+                      const DriftScanSettings *s, ItemPointerData *tids, float *dists, DriftScanReport *report) {
     IndexScanDesc scan = index_beginscan(heap, index, GetActiveSnapshot(), 0, 1);
     DriftScanOpaque so = (DriftScanOpaque) scan->opaque;
     so->preset = true;
     so->preset_query = query;
+    so->preset_dim = dim;
     so->set = *s;
     index_rescan(scan, NULL, 0, NULL, 1);
     uint32 n = 0;

@@ -110,10 +110,10 @@ double sample_dimension(const float *rows, size_t n, size_t dim) {
     const Kernels &kern = kernels();
     std::vector<float> d(pool), lids;
     for (size_t p = 0; p < points; p++) {
-        const float *x = rows + (p * (pool / points)) * dim;
+        const float *x = rows + (p * n / points) * dim;
         size_t m = 0;
         for (size_t i = 0; i < pool; i++) {
-            float dd = kern.l2sq(x, rows + i * dim, dim);
+            float dd = kern.l2sq(x, rows + (i * n / pool) * dim, dim);
             if (dd > 0) d[m++] = std::sqrt(dd);
         }
         if (m < k) continue;

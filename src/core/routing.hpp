@@ -47,7 +47,8 @@ double local_dimension(const float *d, size_t n, double max_dim);
 
 // The intrinsic dimension of a set of rows (n x dim, row-major): the median
 // of local_dimension at up to 200 of them, each from its 20 nearest among
-// up to 2,000 of them (L2); 0 for fewer than 22 rows.
+// up to 2,000 of them (both spread evenly over the n; L2); 0 for fewer
+// than 22 rows.
 double sample_dimension(const float *rows, size_t n, size_t dim);
 
 // The dimension the recall estimate's geometry takes for data of local

@@ -3,7 +3,7 @@
 -- reaches the target, drift_evaluate_recall measures a query's recall, and
 -- drift.max_scan_tuples / drift.scan_mem_multiplier bound a filtered scan.
 BEGIN;
-SELECT plan(27);
+SELECT plan(28);
 
 SET LOCAL enable_seqscan = off;
 
@@ -111,6 +111,9 @@ SELECT is((SELECT count(*) FROM (SELECT id FROM sift_base WHERE id % 1000 = 0
                                   ORDER BY v <-> (SELECT v FROM sift_query WHERE id = 0) LIMIT 10) s), 10::bigint,
           'so does one with a target recall');
 SET LOCAL drift.target_recall = 0;
+SET LOCAL drift.max_scan_tuples = 0;
+SELECT is((SELECT count(*) FROM (SELECT id FROM sift_base ORDER BY v <-> (SELECT v FROM sift_query WHERE id = 0) LIMIT 10) s),
+          10::bigint, 'the first round is never cut short');
 SET LOCAL drift.max_scan_tuples = 300;
 SELECT cmp_ok((SELECT count(*) FROM (SELECT id FROM sift_base WHERE id % 1000 = 0
                                       ORDER BY v <-> (SELECT v FROM sift_query WHERE id = 0) LIMIT 10) s), '<', 10::bigint,

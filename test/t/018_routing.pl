@@ -24,7 +24,7 @@ $primary->safe_psql('postgres', q{
 $primary->backup('b');
 my $standby = PostgreSQL::Test::Cluster->new('standby');
 $standby->init_from_backup($primary, 'b', has_streaming => 1);
-$standby->append_conf('postgresql.conf', "drift.recall_sample_rate = 0\n");
+$standby->append_conf('postgresql.conf', "drift.recall_sample_rate = 1\ndrift.recall_sample_budget = 100000000\n");
 $standby->start;
 $primary->wait_for_catchup($standby);
 
@@ -42,12 +42,16 @@ for my $node ($primary, $standby) {
     ok($node->safe_psql('postgres', $midway =~ s/lambda = 10/lambda = 0/r) <= 1000, "$name: lambda = 0: A again");
 }
 
-# The standby samples no scan (drift.recall_sample_rate = 0 there).
-usleep(500_000);
-is($standby->safe_psql('postgres', "SELECT recall_samples FROM drift_index_stats('h_idx')"), '0',
-    'standby: rate 0, no sample');
-is($primary->safe_psql('postgres', "SELECT recall_samples > 0 FROM drift_index_stats('h_idx')"), 't',
-    'primary: rate 1, its scans were sampled');
+# Each server samples its own scans (its janitor re-checks them).
+for my $node ($primary, $standby) {
+    my $ok = 0;
+    for (1 .. 50) {
+        $ok = $node->safe_psql('postgres', "SELECT recall_samples > 0 FROM drift_index_stats('h_idx')") eq 't';
+        last if $ok;
+        usleep(100_000);
+    }
+    ok($ok, $node->name . ': its scans were sampled and re-checked');
+}
 
 # Recall sampling: every scan of items (uniform in 16 dimensions) is kept
 # (rate 1) and the janitor re-checks it with its settings (one probe)
@@ -69,7 +73,7 @@ for (1 .. 20) {
 cmp_ok($primary->safe_psql('postgres', $samples), '>=', 20, 'the janitor re-checked sampled scans');
 my $expected = $primary->safe_psql('postgres', "SET drift.probes = 1; SELECT avg(e.recall) FROM generate_series(1, 40) g, "
       . "drift_evaluate_recall('items_idx', $query, 10) e");
-my $measured = $primary->safe_psql('postgres', "SELECT estimated_recall FROM drift_index_stats('items_idx')");
+my $measured = $primary->safe_psql('postgres', "SELECT sampled_recall FROM drift_index_stats('items_idx')");
 cmp_ok($expected, '<', 0.8, "one probe misses rows ($expected)");
 cmp_ok(abs($measured - $expected), '<', 0.2, "the sampled recall ($measured) follows the scans' recall ($expected)");
 
@@ -81,5 +85,18 @@ my $before = $primary->safe_psql('postgres', $samples);
 $primary->safe_psql('postgres', $queries) for 1 .. 3;
 usleep(500_000);
 is($primary->safe_psql('postgres', $samples), $before, 'with no budget left, no scan is sampled');
+
+# Rate 0: no scan is sampled, budget or not.
+$primary->append_conf('postgresql.conf', "drift.recall_sample_budget = 100000000\ndrift.recall_sample_rate = 0\n");
+$primary->reload;
+usleep(500_000);
+$primary->safe_psql('postgres', $queries) for 1 .. 3;
+usleep(500_000);
+is($primary->safe_psql('postgres', $samples), $before, 'with rate 0, no scan is sampled');
+
+# REINDEX makes another index: its sampled recall starts afresh.
+$primary->safe_psql('postgres', 'REINDEX INDEX items_idx');
+is($primary->safe_psql('postgres', "SELECT recall_samples FROM drift_index_stats('items_idx')"), '0',
+    'REINDEX starts the sampled recall afresh');
 
 done_testing();
