@@ -80,14 +80,10 @@ bench_method() {
     echo "# $name: built in ${build}s, $size" >&2
     local qv="queries"
     [ "$table" != base ] && qv="${table}_q"
-    echo "\\set q random(0, $((NQ - 1)))
-SELECT id FROM $table ORDER BY v $op (SELECT v FROM $qv WHERE id = :q) LIMIT 10;" | as_pg tee "$WORK/q_$table.sql" >/dev/null
+    query_script "$WORK/q_$table.sql" "$table" "$qv" "$op"
     for val in "$@"; do
         local recall qps
-        recall=$(B -Atc "SET $guc = $val; SET enable_seqscan = off;
-            SELECT round(avg((SELECT count(*) FROM unnest(ARRAY(SELECT b.id FROM $table b ORDER BY b.v $op q.v LIMIT 10)) g
-                               WHERE g = ANY (t.ids)))::numeric / 10, 3)
-              FROM $qv q JOIN truth t USING (id)")
+        recall=$(B -Atc "SET $guc = $val; SET enable_seqscan = off; $(recall_sql "$table" "$qv" truth "$op" 3)")
         qps=$(best_qps "$WORK/q_$table.sql" "-c $guc=$val -c enable_seqscan=off")
         results+=("| $name | $guc=$val | $recall | $qps |")
         echo "# $name $guc=$val recall@10=$recall qps=$qps" >&2

@@ -37,3 +37,19 @@ best_qps() {
     done
     echo "$qps"
 }
+
+# recall_sql BASE QUERIES TRUTH OP DIGITS: SQL for the mean recall@10 of
+# "ORDER BY v OP q LIMIT 10" over table BASE, for every query q of table
+# QUERIES, against table TRUTH's ids of the same query id.
+recall_sql() {
+    echo "SELECT round(avg((SELECT count(*) FROM unnest(ARRAY(SELECT b.id FROM $1 b ORDER BY b.v $4 q.v LIMIT 10)) g
+                            WHERE g = ANY (t.ids)))::numeric / 10, $5)
+            FROM $2 q JOIN $3 t USING (id)"
+}
+
+# query_script FILE BASE QUERIES OP: a pgbench script running one query of
+# table QUERIES (a random id) against table BASE.
+query_script() {
+    echo "\\set q random($(B -Atc "SELECT min(id) FROM $3"), $(B -Atc "SELECT max(id) FROM $3"))
+SELECT id FROM $2 ORDER BY v $4 (SELECT v FROM $3 WHERE id = :q) LIMIT 10;" | as_pg tee "$1" >/dev/null
+}

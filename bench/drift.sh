@@ -51,12 +51,8 @@ rate() { printf '%.0f' "$(echo "$1 / ($3 - $2)" | bc -l)"; }
 # recall_qps GUCS QTABLE TRUTH: "recall qps" of table t.
 recall_qps() {
     local gucs=$1 q=$2 truth=$3 recall
-    recall=$(B -Atc "$gucs SET enable_seqscan = off;
-        SELECT round(avg((SELECT count(*) FROM unnest(ARRAY(SELECT x.id FROM t x ORDER BY x.v <-> q.v LIMIT 10)) g
-                           WHERE g = ANY (tr.ids)))::numeric / 10, 3)
-          FROM $q q JOIN $truth tr USING (id)")
-    echo "\\set q random($(B -Atc "SELECT min(id) FROM $q"), $(B -Atc "SELECT max(id) FROM $q"))
-SELECT id FROM t ORDER BY v <-> (SELECT v FROM $q WHERE id = :q) LIMIT 10;" | as_pg tee "$WORK/q.sql" >/dev/null
+    recall=$(B -Atc "$gucs SET enable_seqscan = off; $(recall_sql t "$q" "$truth" "<->" 3)")
+    query_script "$WORK/q.sql" t "$q" "<->"
     echo "$recall $(best_qps "$WORK/q.sql" "-c enable_seqscan=off $(echo "$gucs" | sed -E 's/SET ([a-z_.]+) = ([^;]+);/-c \1=\2/g')")"
 }
 

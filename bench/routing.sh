@@ -42,15 +42,10 @@ point() {
     local IFS=,
     for s in $settings; do sets+="SET ${s%%=*} = ${s#*=}; "; opts+=" -c $s"; done
     unset IFS
-    local recall probes qps nq
-    recall=$(B -Atc "$sets SET enable_seqscan = off;
-        SELECT round(avg((SELECT count(*) FROM unnest(ARRAY(SELECT b.id FROM $base b ORDER BY b.v $op q.v LIMIT 10)) g
-                           WHERE g = ANY (t.ids)))::numeric / 10, 4)
-          FROM $queries q JOIN ${base}_truth t USING (id)")
+    local recall probes qps
+    recall=$(B -Atc "$sets SET enable_seqscan = off; $(recall_sql "$base" "$queries" "${base}_truth" "$op" 4)")
     probes=$(B -Atc "$sets SELECT round(avg(e.buckets_probed), 1) FROM $queries q, drift_evaluate_recall('$idx', q.v, 10) e")
-    nq=$(B -Atc "SELECT max(id) FROM $queries")
-    echo "\\set q random(0, $nq)
-SELECT id FROM $base ORDER BY v $op (SELECT v FROM $queries WHERE id = :q) LIMIT 10;" | as_pg tee "$WORK/q.sql" >/dev/null
+    query_script "$WORK/q.sql" "$base" "$queries" "$op"
     qps=$(best_qps "$WORK/q.sql" "$opts")
     echo "$recall $probes $qps"
 }

@@ -13,7 +13,7 @@
 // drift_evaluate_recall does the same comparison for one query, at once.
 #include "drift.h"
 
-#include <algorithm>
+#include <cmath>
 
 extern "C" {
 #include "access/relation.h"
@@ -207,9 +207,9 @@ DriftRecallSample *drift_monitor_take_sample() {
     return NULL;
 }
 
-// True if the exact pass over index's rows fits in maintenance_work_mem.
-static bool exact_pass_fits(Relation index) {
-    return double(drift_info_rows(drift_info(index))) * EXACT_BYTES_PER_ROW <= double(maintenance_work_mem) * 1024;
+// True if an exact pass over rows index rows fits in maintenance_work_mem.
+static bool exact_pass_fits(uint64 rows) {
+    return double(rows) * EXACT_BYTES_PER_ROW <= double(maintenance_work_mem) * 1024;
 }
 
 // Recall of a scan of index (on heap, both locked by the caller) for query
@@ -257,7 +257,10 @@ void drift_monitor_check_sample(const DriftRecallSample *p) {
     if (heap == NULL || index == NULL) return;
     if (index->rd_rel->relkind == RELKIND_INDEX && index->rd_indam != NULL &&
         index->rd_indam->ambuild == drift_ambuild && index->rd_index->indisvalid &&
-        drift_guard("recall sample", [&]() { return drift_info(index)->meta.dim == p->dim && exact_pass_fits(index); })) {
+        drift_guard("recall sample", [&]() {
+            DriftInfo *info = drift_info(index);
+            return info->meta.dim == p->dim && exact_pass_fits(drift_info_rows(info));
+        })) {
         DriftScanReport report;
         double recall = drift_guard("recall sample", [&]() {
             return measure_recall(heap, index, p->query, p->dim, uint32(p->set.target_k), &p->set, &report);
@@ -303,10 +306,11 @@ Datum drift_evaluate_recall(PG_FUNCTION_ARGS) {
         uint32 dim;
         float *query = drift_index_vector(index, PG_GETARG_DATUM(1), info->meta.dim, info->metric,
                                           info->meta.vec_kind, false, &dim);
-        if (!exact_pass_fits(index))
+        uint64 rows = drift_info_rows(info);
+        if (!exact_pass_fits(rows))
             ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
                             errmsg("index \"%s\" holds about %llu rows: too many for an exact pass in maintenance_work_mem",
-                                   RelationGetRelationName(index), (unsigned long long) drift_info_rows(drift_info(index))),
+                                   RelationGetRelationName(index), (unsigned long long) rows),
                             errhint("The exact pass needs about %d bytes per row; raise maintenance_work_mem.",
                                     EXACT_BYTES_PER_ROW)));
         DriftScanSettings s = drift_scan_settings();

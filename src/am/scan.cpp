@@ -87,12 +87,12 @@ struct DriftScanOpaqueData {
     bool first_round;        /* the first round of probes is done */
     uint64 scanned;          /* candidates read from buckets */
     // drift.target_recall: per bucket, the gap from the query to its region
-    // (-1 for the nearest), whether probed; the nearest row distances seen
+    // (-1 for the nearest); the nearest row distances seen
     // (a max-heap of up to nbest_cap order distances), the last estimate.
     bool target;
     float *gap;
-    bool *probed_mask;
     float *best;
+    float *sorted;           /* room for best, in distance units, sorted */
     uint32 nbest, nbest_cap;
     double estimate;
     ScanCand *cands;
@@ -193,22 +193,21 @@ static double estimate_recall(DriftScanOpaque so) {
     if (so->probed >= so->nbuckets) return 1.0;
     uint32 k = uint32(so->set.target_k);
     if (so->nbest < k) return 0.0;
-    float *d = (float *) palloc(sizeof(float) * so->nbest);
+    float *d = so->sorted;
     for (uint32 i = 0; i < so->nbest; i++) d[i] = distance_units(so, so->best[i]);
     std::sort(d, d + so->nbest);
     double radius = d[k - 1];
     // The rows' intrinsic dimension as the index last sampled it, else as
     // the distances around this query tell it.
     double lid = so->meta.data_lid > 0 ? drift_lid_load(so->meta.data_lid) : drift::local_dimension(d, so->nbest, so->dim);
-    double dim = drift::effective_dimension(lid, so->dim);
-    pfree(d);
-    drift::RecallEstimate est(radius, dim);
+    drift::RecallEstimate est(radius, drift::effective_dimension(lid, so->dim));
+    // (The buckets probed are order[0..probed).)
     for (uint32 i = 0; i < so->nbuckets; i++) {
         uint32 b = so->order[i].id;
         if (so->gap[b] < 0)
-            est.add_own(so->probed_mask[b]);
+            est.add_own(i < so->probed);
         else
-            est.add(so->gap[b], so->probed_mask[b]);
+            est.add(so->gap[b], i < so->probed);
     }
     return est.value();
 }
@@ -243,6 +242,7 @@ static void target_gaps(IndexScanDesc scan, const DriftInfo *info) {
     }
     so->nbest_cap = Max(uint32(so->set.target_k), 32u);
     so->best = (float *) palloc(sizeof(float) * so->nbest_cap);
+    so->sorted = (float *) palloc(sizeof(float) * so->nbest_cap);
     for (Size i = 0; i < so->nresults; i++) note_distance(so, so->results[i].dist);
 }
 
@@ -342,7 +342,6 @@ static void start_scan(IndexScanDesc scan) {
             so->order[nb++] =
                 drift::Candidate{drift::order_distance(so->metric, so->query, info->centroids + Size(b) * dim, dim), b};
     so->nbuckets = nb;
-    so->probed_mask = (bool *) palloc0(sizeof(bool) * nbk);
     so->target = so->set.target_recall > 0 && !so->set.exact && so->metric != drift::Metric::InnerProduct && nb > 0;
     if (so->target) target_gaps(scan, info);
     if ((so->set.lambda > 0 || so->set.tau > 0) && !so->set.exact) route(scan, info);
@@ -375,7 +374,6 @@ static void probe_bucket(IndexScanDesc scan, uint32 bucket) {
     const drift::Sq8Query *table = so->old_quant && so->old_quant[bucket] ? &so->old_table : &so->table;
     Relation index = scan->indexRelation;
     const DriftMetaPageData *meta = &so->meta;
-    so->probed_mask[bucket] = true;
     DriftCursor c;
     drift_cursor_begin(&c, index, so->heads[bucket], DRIFT_PAGE_HOT, so->chains[bucket], meta, BUFFER_LOCK_SHARE);
     for (Page page; (page = drift_cursor_next(&c)) != NULL;) {
