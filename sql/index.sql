@@ -31,6 +31,16 @@ SELECT bool_and(d >= prev) AS ordered FROM (
 -- no LIMIT: the scan returns every row once
 SELECT count(*), count(DISTINCT id) FROM (SELECT id FROM items ORDER BY v <-> '{1,0,0,0}') s;
 RESET drift.probes;
+-- a first batch of one candidate: later batches (each twice the last) give
+-- the same rows as one large batch
+SET drift.probes = 4;
+SET drift.rerank = 1;
+SET enable_seqscan = off;
+CREATE TEMP TABLE small_batches AS SELECT id FROM items ORDER BY v <-> '{0.3,0.1,-0.2,0.5}' LIMIT 50;
+SET drift.rerank = 100000;
+SELECT count(*) AS same_rows FROM small_batches
+  JOIN (SELECT id FROM items ORDER BY v <-> '{0.3,0.1,-0.2,0.5}' LIMIT 50) s USING (id);
+RESET drift.probes; RESET drift.rerank; RESET enable_seqscan;
 
 -- a filter that rejects most rows still gets its LIMIT (the scan keeps probing)
 SET drift.probes = 1;

@@ -31,7 +31,7 @@ Datum drift_handler(PG_FUNCTION_ARGS);
 }
 
 int drift_probes = 10;
-int drift_rerank = 100;
+int drift_rerank = 32;
 bool drift_strict_order = true;
 int drift_max_probes = -1;
 int drift_l0_max_rows = 20000;
@@ -77,8 +77,10 @@ void _PG_init(void) {
                        AccessExclusiveLock);
     DefineCustomIntVariable("drift.probes", "Buckets scanned by a drift index scan before returning rows.", NULL,
                             &drift_probes, 10, 1, 32768, PGC_USERSET, 0, NULL, NULL, NULL);
-    DefineCustomIntVariable("drift.rerank", "Candidates re-ranked with exact distances per batch of a drift scan.",
-                            NULL, &drift_rerank, 100, 1, 1000000, PGC_USERSET, 0, NULL, NULL, NULL);
+    DefineCustomIntVariable("drift.rerank",
+                            "Candidates re-ranked with exact distances in the first batch of a drift scan; each "
+                            "later batch re-ranks twice as many as the one before.",
+                            NULL, &drift_rerank, 32, 1, 1000000, PGC_USERSET, 0, NULL, NULL, NULL);
     DefineCustomBoolVariable("drift.strict_order",
                              "Whether a drift scan returns rows in exact distance order only: a row of a later batch "
                              "that is closer than one already returned is skipped.",
@@ -197,7 +199,7 @@ static void drift_amcostestimate(PlannerInfo *root, IndexPath *path, double loop
 
         Relation index = index_open(path->indexinfo->indexoid, NoLock);
         DriftMetaPageData meta;
-        drift_read_meta(index, &meta);
+        drift_read_meta_fields(index, &meta);
         index_close(index, NoLock);
         double ratio = 1.0;
         if ((meta.flags & DRIFT_META_TRAINED) && meta.nbuckets > 0)

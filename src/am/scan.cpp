@@ -4,9 +4,11 @@
 // graph where one covers them (its drift.ef_search nearest), else from a
 // brute-force pass over L0.
 //
-// A batch is the next drift.rerank candidates (by SQ8 distance) of the
-// buckets probed so far, re-ranked exactly; the first batch also holds
-// L0's rows. When the probed buckets are used up and the executor still asks
+// A batch is the next best candidates (by SQ8 distance) of the buckets
+// probed so far, re-ranked exactly: drift.rerank of them in the first
+// batch, twice as many in each batch after it (a LIMIT 10 reads few full
+// vectors, a large LIMIT few batches); the first batch also holds L0's
+// rows. When the probed buckets are used up and the executor still asks
 // for rows (a WHERE clause filtered many out), the next drift.probes buckets
 // are probed, up to drift.max_probes buckets in all, as long as the scan has
 // read fewer than drift.max_scan_tuples candidates and uses less than
@@ -83,6 +85,7 @@ struct DriftScanOpaqueData {
     drift::Candidate *order; /* buckets by centroid distance; sorted up to `probed` */
     BlockNumber *heads;      /* head page of each bucket */
     uint32 *chains;          /* chain id of each bucket */
+    uint32 *sizes;           /* live entries of each bucket, as the view had them */
     uint32 nbuckets, probed, max_probes;
     bool first_round;        /* the first round of probes is done */
     uint64 scanned;          /* candidates read from buckets */
@@ -97,6 +100,7 @@ struct DriftScanOpaqueData {
     double estimate;
     ScanCand *cands;
     Size ncands, capcands, candpos;
+    Size batch;             /* candidates the next batch re-ranks: drift.rerank, doubling */
     ScanResult *results;
     Size nresults, respos, capresults; /* rows re-ranked so far, sorted up to nready */
     Size nready;            /* results[respos..nready) may be returned now */
@@ -349,6 +353,9 @@ static void start_scan(IndexScanDesc scan) {
     memcpy(so->heads, info->heads, sizeof(BlockNumber) * so->meta.nbuckets);
     so->chains = (uint32 *) palloc(sizeof(uint32) * nbk);
     memcpy(so->chains, info->chains, sizeof(uint32) * so->meta.nbuckets);
+    so->sizes = (uint32 *) palloc(sizeof(uint32) * nbk);
+    memcpy(so->sizes, info->nlive, sizeof(uint32) * so->meta.nbuckets);
+    so->batch = Size(so->set.rerank);
     if (so->set.exact) so->set.probes = so->set.max_probes = int(Min(nb, uint32(INT_MAX)));
     so->max_probes = so->set.max_probes < 0 ? nb : Min(nb, uint32(so->set.max_probes));
     so->max_probes = Max(so->max_probes, Min(nb, uint32(so->set.probes)));
@@ -518,6 +525,14 @@ static bool may_probe(DriftScanOpaque so) {
     return double(MemoryContextMemAllocated(so->ctx, true)) < so->set.mem_limit;
 }
 
+// Makes room for n more candidates.
+static void reserve_cands(DriftScanOpaque so, Size n) {
+    if (so->ncands + n <= so->capcands) return;
+    so->capcands = Max(so->ncands + n, so->capcands * 2);
+    so->cands = so->cands ? (ScanCand *) repalloc_huge(so->cands, sizeof(ScanCand) * so->capcands)
+                          : (ScanCand *) MemoryContextAllocHuge(so->ctx, sizeof(ScanCand) * so->capcands);
+}
+
 // Probes the next round: the best drift.probes buckets left (as many as
 // may_probe allows). After the first round, with drift.target_recall, goes
 // on bucket by bucket until the recall estimate reaches the target.
@@ -525,6 +540,9 @@ static void probe_round(IndexScanDesc scan) {
     DriftScanOpaque so = (DriftScanOpaque) scan->opaque;
     uint32 upto = Min(so->max_probes, so->probed + uint32(so->set.probes));
     drift::select_smallest(so->order + so->probed, so->nbuckets - so->probed, upto - so->probed);
+    Size expect = 0;  // (a bucket the view counted may have grown since: append still grows the array)
+    for (uint32 i = so->probed; i < upto; i++) expect += so->sizes[so->order[i].id];
+    reserve_cands(so, expect + 64);
     for (; so->probed < upto && may_probe(so); so->probed++) {
         CHECK_FOR_INTERRUPTS();
         probe_bucket(scan, so->order[so->probed].id);
@@ -561,7 +579,8 @@ static bool next_batch(IndexScanDesc scan) {
             continue;
         }
         if (so->candpos < so->ncands) {
-            Size take = Min(Size(so->set.rerank), so->ncands - so->candpos);
+            Size take = Min(so->batch, so->ncands - so->candpos);
+            so->batch = Min(so->batch * 2, Size(MaxAllocHugeSize / sizeof(ScanCand)));
             ScanCand *first = so->cands + so->candpos;
             drift::select_smallest(first, so->ncands - so->candpos, take,
                                    [](const ScanCand &a, const ScanCand &b) { return a.approx < b.approx; });

@@ -22,6 +22,9 @@ Datum drift_inner_product(PG_FUNCTION_ARGS);
 
 // Checks that n floats are finite (every reader refuses NaN and infinity).
 static void check_finite(const float *v, int n) {
+    // First with the SIMD kernel: sum (v - v)^2 is 0 for finite elements
+    // and NaN as soon as one is NaN or infinite; then find the one to name.
+    if (drift::kernels().l2sq(v, v, size_t(n)) == 0.0f) return;
     for (int i = 0; i < n; i++)
         if (!std::isfinite(v[i]))
             ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),

@@ -28,6 +28,11 @@ bool drift_block_exists(Relation index, BlockNumber blkno) {
     return blkno < cached_nblocks;
 }
 
+BlockNumber drift_known_blocks(Relation index) {
+    if (!RelFileNodeEquals(cached_node, index->rd_node)) drift_block_exists(index, 0);
+    return cached_nblocks;
+}
+
 Buffer drift_read_locked(Relation index, BlockNumber blkno, int mode, uint16 type, const DriftMetaPageData *meta) {
     if (!drift_block_exists(index, blkno)) drift_corrupt(index, blkno, "A page link points outside the index.");
     Buffer buf = ReadBuffer(index, blkno);

@@ -19,7 +19,7 @@ void drift_cursor_begin(DriftCursor *c, Relation index, BlockNumber head, uint16
     c->buf = InvalidBuffer;
     c->locked = false;
     c->steps = 0;
-    c->limit = 0;
+    c->limit = drift_known_blocks(index);
 }
 
 // Raises "corrupt" for blkno after releasing what the cursor holds.

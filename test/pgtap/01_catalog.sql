@@ -32,7 +32,7 @@ SELECT ok((SELECT bool_and(amvalidate(c.oid)) FROM pg_opclass c JOIN pg_am a ON 
           'every drift opclass passes amvalidate');
 
 SELECT is(current_setting('drift.probes'), '10', 'drift.probes defaults to 10');
-SELECT is(current_setting('drift.rerank'), '100', 'drift.rerank defaults to 100');
+SELECT is(current_setting('drift.rerank'), '32', 'drift.rerank defaults to 32');
 SELECT is(current_setting('drift.max_probes'), '-1', 'drift.max_probes defaults to -1 (all)');
 SELECT is((SELECT context FROM pg_settings WHERE name = 'drift.probes'), 'user', 'drift.probes is user-settable');
 SELECT throws_ok($$SET drift.probes = 0$$, '22023', NULL, 'drift.probes rejects 0');
