@@ -8,6 +8,7 @@
 
 #include "../core/distance.hpp"
 #include "../core/kmeans.hpp"
+#include "../core/parallel.hpp"
 #include "../core/routing.hpp"
 #include "../core/sq8.hpp"
 #include "../storage/buffers.h"
@@ -31,6 +32,13 @@ extern "C" {
 static const uint64 kBuildSeed = 0x5EEDD1F7ULL;
 // Rows sampled to train per bucket, and at least in all.
 static const double kSamplePerList = 128, kSampleMin = 16384;
+// Lloyd iterations of the build's k-means at most (pgvector's ivfflat runs
+// 10 too): on 100k x 768 generated rows, 10 instead of 20 (which stopped
+// at 17) take 72% of the time for recall@10 0.974 against 0.976 at 8
+// probes, 0.942 against 0.944 at 4, 0.888 against 0.902 at 2.
+static const int kBuildIterations = 10;
+// Rows the assigning pass gathers before finding their buckets at once.
+static const uint32 kAssignBatch = 1024;
 
 // State of one build, plain data only (a Postgres ERROR may unwind it).
 struct BuildState {
@@ -49,6 +57,12 @@ struct BuildState {
     // assigning pass
     float *lo, *scale, *centroids;
     uint32 k;
+    unsigned threads;   /* for k-means and assignment: 1 + parallel maintenance workers the build may use */
+    float *batch;       /* kAssignBatch rows waiting for their buckets, */
+    ItemPointerData *batch_tids; /* their TIDs, */
+    uint32 nbatch;      /* and how many */
+    uint32 *batch_bucket;
+    float *batch_dist;
     double lid; /* the sample's intrinsic dimension (0 = unknown) */
     Tuplesortstate *sort;
     TupleTableSlot *slot;
@@ -89,27 +103,46 @@ static void sample_callback(Relation, ItemPointer, Datum *values, bool *isnull, 
     pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, int64(bs->rows));
 }
 
-// Pass 2: sends (bucket, tid, vector) of each row to the sort.
+// Pass 2, for the rows gathered: finds their buckets (on bs->threads
+// threads) and sends (bucket, tid, vector) of each to the sort.
+static void assign_batch(BuildState *bs) {
+    uint32 dim = bs->dim;
+    CHECK_FOR_INTERRUPTS();
+    drift::nearest_centroids(bs->batch, bs->nbatch, bs->centroids, bs->k, dim, bs->batch_bucket, bs->batch_dist,
+                             bs->threads);
+    MemoryContext old = MemoryContextSwitchTo(bs->tmpctx);
+    bytea *vb = (bytea *) palloc(VARHDRSZ + sizeof(float) * dim);
+    SET_VARSIZE(vb, VARHDRSZ + sizeof(float) * dim);
+    for (uint32 i = 0; i < bs->nbatch; i++) {
+        ItemPointer tid = &bs->batch_tids[i];
+        memcpy(VARDATA(vb), bs->batch + Size(i) * dim, sizeof(float) * dim);
+        ExecClearTuple(bs->slot);
+        bs->slot->tts_values[0] = Int32GetDatum(int32(bs->batch_bucket[i]));
+        bs->slot->tts_values[1] =
+            Int64GetDatum(int64(ItemPointerGetBlockNumber(tid)) << 16 | ItemPointerGetOffsetNumber(tid));
+        bs->slot->tts_values[2] = PointerGetDatum(vb);
+        bs->slot->tts_isnull[0] = bs->slot->tts_isnull[1] = bs->slot->tts_isnull[2] = false;
+        ExecStoreVirtualTuple(bs->slot);
+        tuplesort_puttupleslot(bs->sort, bs->slot);
+    }
+    MemoryContextSwitchTo(old);
+    MemoryContextReset(bs->tmpctx);
+    bs->assigned += bs->nbatch;
+    bs->nbatch = 0;
+    pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, int64(bs->assigned));
+}
+
+// Pass 2: gathers each row's vector and TID, kAssignBatch rows at a time.
 static void assign_callback(Relation, ItemPointer tid, Datum *values, bool *isnull, bool, void *state) {
     BuildState *bs = (BuildState *) state;
     if (isnull[0]) return;
     MemoryContext old = MemoryContextSwitchTo(bs->tmpctx);
     float *v = build_vector(bs, values[0]);
-    uint32 b = uint32(drift::nearest_centroid(bs->centroids, bs->k, bs->dim, v, NULL));
-    bytea *vb = (bytea *) palloc(VARHDRSZ + sizeof(float) * bs->dim);
-    SET_VARSIZE(vb, VARHDRSZ + sizeof(float) * bs->dim);
-    memcpy(VARDATA(vb), v, sizeof(float) * bs->dim);
-    ExecClearTuple(bs->slot);
-    bs->slot->tts_values[0] = Int32GetDatum(int32(b));
-    bs->slot->tts_values[1] = Int64GetDatum(int64(ItemPointerGetBlockNumber(tid)) << 16 | ItemPointerGetOffsetNumber(tid));
-    bs->slot->tts_values[2] = PointerGetDatum(vb);
-    bs->slot->tts_isnull[0] = bs->slot->tts_isnull[1] = bs->slot->tts_isnull[2] = false;
-    ExecStoreVirtualTuple(bs->slot);
-    tuplesort_puttupleslot(bs->sort, bs->slot);
+    memcpy(bs->batch + Size(bs->nbatch) * bs->dim, v, sizeof(float) * bs->dim);
     MemoryContextSwitchTo(old);
     MemoryContextReset(bs->tmpctx);
-    bs->assigned += 1;
-    pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, int64(bs->assigned));
+    bs->batch_tids[bs->nbatch++] = *tid;
+    if (bs->nbatch == kAssignBatch) assign_batch(bs);
 }
 
 // Fills the metapage of a new index.
@@ -256,9 +289,9 @@ static void build_index(BuildState *bs, IndexInfo *indexInfo, ForkNumber fork) {
             memcpy(bs->sample + Size(j) * bs->dim, row, sizeof(float) * bs->dim);
         }
         pfree(row);
-        drift::KMeansParams p{bs->k, bs->metric, kBuildSeed, 20, drift_interrupt()};
+        drift::KMeansParams p{bs->k, bs->metric, kBuildSeed, kBuildIterations, drift_interrupt(), bs->threads};
         drift::kmeans(bs->sample, ntrain, bs->dim, p, bs->centroids);
-        drift::sq8_fit(bs->sample, bs->nsample, bs->dim, bs->clip, bs->lo, bs->scale);
+        drift::sq8_fit(bs->sample, bs->nsample, bs->dim, bs->clip, bs->lo, bs->scale, bs->threads);
         bs->lid = drift::sample_dimension(bs->sample, ntrain, bs->dim);
         pfree(bs->sample);
         bs->sample = NULL;
@@ -275,7 +308,12 @@ static void build_index(BuildState *bs, IndexInfo *indexInfo, ForkNumber fork) {
         bool nullsfirst[2] = {false, false};
         bs->sort = tuplesort_begin_heap(desc, 2, keys, ops, colls, nullsfirst, maintenance_work_mem, NULL, TUPLESORT_NONE);
         bs->slot = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
+        bs->batch = (float *) palloc(sizeof(float) * bs->dim * kAssignBatch);
+        bs->batch_tids = (ItemPointerData *) palloc(sizeof(ItemPointerData) * kAssignBatch);
+        bs->batch_bucket = (uint32 *) palloc(sizeof(uint32) * kAssignBatch);
+        bs->batch_dist = (float *) palloc(sizeof(float) * kAssignBatch);
         table_index_build_scan(bs->heap, bs->index, indexInfo, true, true, assign_callback, bs, NULL);
+        if (bs->nbatch > 0) assign_batch(bs);
         tuplesort_performsort(bs->sort);
         ExecDropSingleTupleTableSlot(bs->slot);
         bs->slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
@@ -320,6 +358,13 @@ static void init_state(BuildState *bs, Relation heap, Relation index) {
     bs->lists = opts ? opts->lists : 0;
     bs->clip = opts ? float(opts->clip_percentile) : 1.0f;
     bs->rng.state = kBuildSeed;
+    // Threads for k-means and assignment: one, plus as many as a parallel
+    // build may have workers (the table's parallel_workers if set, else
+    // max_parallel_maintenance_workers), up to the machine's cores. (Not
+    // scaled by the table's size, as a parallel heap scan is: the work is
+    // the vectors' arithmetic, and large vectors live out of line.)
+    int workers = heap != NULL ? RelationGetParallelWorkers(heap, max_parallel_maintenance_workers) : 0;
+    bs->threads = Min(drift::hardware_threads(), unsigned(1 + Max(0, Min(workers, max_parallel_maintenance_workers))));
     bs->tmpctx = AllocSetContextCreate(CurrentMemoryContext, "drift build row", ALLOCSET_DEFAULT_SIZES);
 }
 

@@ -48,13 +48,20 @@ void scalar_l2sq_x4(const float *const *q, const float *c, size_t n, float *out)
     for (size_t j = 0; j < 4; ++j) out[j] = scalar_l2sq(q[j], c, n);
 }
 
+void scalar_dot_4x2(const float *const *x, const float *c0, const float *c1, size_t n, float *out) {
+    for (size_t i = 0; i < 4; ++i) {
+        out[2 * i] = scalar_dot(x[i], c0, n);
+        out[2 * i + 1] = scalar_dot(x[i], c1, n);
+    }
+}
+
 // All kernel sets this CPU supports, best last.
 struct Registry {
     Kernels sets[4];
     size_t n = 0;
     Registry() {
-        sets[n++] = Kernels{"scalar", scalar_l2sq, scalar_dot, scalar_sq8_l2, scalar_sq8_dot, scalar_l2sq_x4,
-                            halves_to_float_scalar};
+        sets[n++] = Kernels{"scalar",       scalar_l2sq,    scalar_dot,     scalar_sq8_l2, scalar_sq8_dot,
+                            scalar_l2sq_x4, scalar_dot_4x2, halves_to_float_scalar};
 #if defined(__x86_64__)
         auto cpu = xsimd::available_architectures();
         unsigned a, b, c, d;

@@ -20,6 +20,8 @@ struct Kernels {
     float (*sq8_dot)(const float *q, const uint8_t *code, size_t n);
     // Squared L2 distances of four vectors q[0..3] to one vector c, into out[0..3].
     void (*l2sq_x4)(const float *const *q, const float *c, size_t n, float *out);
+    // Inner products of four vectors x[0..3] with two vectors c0, c1: out[2i + j] = x[i] . c_j.
+    void (*dot_4x2)(const float *const *x, const float *c0, const float *c1, size_t n, float *out);
     // Widens n IEEE half-precision values to floats.
     void (*halves_to_float)(const uint16_t *h, float *out, size_t n);
 };

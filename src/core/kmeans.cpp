@@ -4,9 +4,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "distance.hpp"
+#include "parallel.hpp"
 
 namespace drift {
 
@@ -25,29 +27,88 @@ size_t nearest_centroid(const float *centroids, size_t k, size_t dim, const floa
     return best;
 }
 
-void nearest_centroids(const float *data, size_t n, const float *centroids, size_t k, size_t dim, uint32_t *assign,
-                       float *dist) {
+namespace {
+
+// nearest_centroids on one thread, for rows [0, n) of data, with each
+// centroid's squared norm in cnorm; with second non-null, also the squared
+// distance of each row's second-nearest centroid (infinity if k = 1). By
+// |x|^2 + |c|^2 - 2 x.c, four rows against two centroids at a time (one
+// multiply-add per element, against a subtract and a multiply-add for
+// |x - c|^2), in blocks of rows and of centroids small enough to stay in
+// cache together (the centroids of a large index do not fit). (The
+// expansion loses to rounding about |x| |c| 2^-24 of a distance: far below
+// the gaps that decide a bucket.)
+void nearest_rows(const float *data, size_t n, const float *centroids, const float *cnorm, size_t k, size_t dim,
+                  uint32_t *assign, float *dist, float *second) {
     const Kernels &kn = kernels();
-    size_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        const float *q[4] = {data + i * dim, data + (i + 1) * dim, data + (i + 2) * dim, data + (i + 3) * dim};
-        float best[4], d[4];
-        uint32_t arg[4] = {0, 0, 0, 0};
-        kn.l2sq_x4(q, centroids, dim, best);
-        for (size_t c = 1; c < k; ++c) {
-            kn.l2sq_x4(q, centroids + c * dim, dim, d);
-            for (size_t j = 0; j < 4; ++j)
-                if (d[j] < best[j]) {
-                    best[j] = d[j];
-                    arg[j] = uint32_t(c);
-                }
+    const float inf = std::numeric_limits<float>::infinity();
+    // Blocks of about 96 kB of rows and 48 kB of centroids (of a 768-d index).
+    const size_t rows_per_block = std::max<size_t>(4, (24576 / std::max<size_t>(dim, 1)) & ~size_t(3));
+    const size_t cents_per_block = std::max<size_t>(2, (12288 / std::max<size_t>(dim, 1)) & ~size_t(1));
+    std::vector<float> best(rows_per_block), next(rows_per_block);
+    std::vector<uint32_t> arg(rows_per_block);
+    // Notes centroid c at (partial) distance d for row slot j.
+    auto note = [&](size_t j, float d, size_t c) {
+        if (d < best[j]) {
+            next[j] = best[j];
+            best[j] = d;
+            arg[j] = uint32_t(c);
+        } else if (d < next[j]) {
+            next[j] = d;
         }
-        for (size_t j = 0; j < 4; ++j) {
-            assign[i + j] = arg[j];
-            dist[i + j] = best[j];
+    };
+    for (size_t rb = 0; rb < n; rb += rows_per_block) {
+        size_t re = std::min(n, rb + rows_per_block), r4 = rb + ((re - rb) & ~size_t(3));
+        std::fill(best.begin(), best.end(), inf);
+        std::fill(next.begin(), next.end(), inf);
+        std::fill(arg.begin(), arg.end(), 0);
+        for (size_t cb = 0; cb < k; cb += cents_per_block) {
+            size_t ce = std::min(k, cb + cents_per_block);
+            for (size_t i = rb; i < r4; i += 4) {
+                const float *x[4] = {data + i * dim, data + (i + 1) * dim, data + (i + 2) * dim, data + (i + 3) * dim};
+                float dots[8];
+                for (size_t c = cb; c < ce; c += 2) {
+                    bool pair = c + 1 < ce;  // (an odd last centroid pairs with itself, noted once)
+                    kn.dot_4x2(x, centroids + c * dim, centroids + (pair ? c + 1 : c) * dim, dim, dots);
+                    for (size_t j = 0; j < 4; ++j) {
+                        note(i - rb + j, cnorm[c] - 2 * dots[2 * j], c);
+                        if (pair) note(i - rb + j, cnorm[c + 1] - 2 * dots[2 * j + 1], c + 1);
+                    }
+                }
+            }
+            for (size_t i = r4; i < re; ++i)  // the rows left over, one at a time
+                for (size_t c = cb; c < ce; ++c) note(i - rb, cnorm[c] - 2 * kn.dot(data + i * dim, centroids + c * dim, dim), c);
+        }
+        for (size_t i = rb; i < re; ++i) {
+            const float *x = data + i * dim;
+            float xn = kn.dot(x, x, dim);
+            assign[i] = arg[i - rb];
+            dist[i] = std::max(0.0f, xn + best[i - rb]);
+            if (second) second[i] = next[i - rb] == inf ? inf : std::max(0.0f, xn + next[i - rb]);
         }
     }
-    for (; i < n; ++i) assign[i] = uint32_t(nearest_centroid(centroids, k, dim, data + i * dim, &dist[i]));
+}
+
+// nearest_centroids, with the second-nearest distances too when second is
+// non-null.
+void nearest_two(const float *data, size_t n, const float *centroids, size_t k, size_t dim, uint32_t *assign,
+                 float *dist, float *second, unsigned threads) {
+    // (a thread is worth starting for some million multiply-adds)
+    if (double(n) * double(k) * double(dim) < 4e6) threads = 1;
+    const Kernels &kn = kernels();
+    std::vector<float> cnorm(k);
+    for (size_t c = 0; c < k; ++c) cnorm[c] = kn.dot(centroids + c * dim, centroids + c * dim, dim);
+    parallel_for(n, threads, 4, [&](size_t b, size_t e) {
+        nearest_rows(data + b * dim, e - b, centroids, cnorm.data(), k, dim, assign + b, dist + b,
+                     second ? second + b : nullptr);
+    });
+}
+
+}  // namespace
+
+void nearest_centroids(const float *data, size_t n, const float *centroids, size_t k, size_t dim, uint32_t *assign,
+                       float *dist, unsigned threads) {
+    nearest_two(data, n, centroids, k, dim, assign, dist, nullptr, threads);
 }
 
 namespace {
@@ -101,14 +162,60 @@ KMeansResult kmeans(const float *data, size_t n, size_t dim, const KMeansParams 
     size_t m = std::min(n, std::max<size_t>(16 * k, 4096));
     seed_plus_plus(data, order, m, dim, k, rng, p.interrupt, centroids);
 
+    // Assignment steps after the first skip the rows whose nearest centroid
+    // cannot have changed (Hamerly's bounds): upper >= the distance to the
+    // row's centroid, lower <= the distance to any other; both follow the
+    // centroids' moves, and a row is looked at again only when its upper
+    // bound passes both its lower bound and half the gap from its centroid
+    // to the nearest other centroid.
     std::vector<uint32_t> assign(n, UINT32_MAX), prev(n);
-    std::vector<float> dist(n);
+    std::vector<float> dist(n), second(n), upper(n), lower(n);
     std::vector<double> sums(k * dim);
     std::vector<size_t> counts(k);
+    std::vector<float> old(k * dim), move(k), gap(k), other(k);
+    std::vector<uint32_t> todo, cself(k);
+    const size_t chunk = 4096;
+    std::vector<float> rows;
+    float move1 = 0, move2 = 0;  // the largest move and the one after it
+    size_t top = 0;              // the centroid that moved most
+    const Kernels &kn = kernels();
     for (int it = 0; it < p.max_iterations; ++it) {
         p.interrupt.check();
-        prev.swap(assign);
-        nearest_centroids(data, n, centroids, k, dim, assign.data(), dist.data());
+        prev = assign;
+        if (it == 0) {
+            nearest_two(data, n, centroids, k, dim, assign.data(), dist.data(), second.data(), p.threads);
+            for (size_t i = 0; i < n; ++i) upper[i] = std::sqrt(dist[i]), lower[i] = std::sqrt(second[i]);
+        } else {
+            // Half the distance from each centroid to its nearest other one
+            // (its second nearest: the first is itself).
+            nearest_two(centroids, k, centroids, k, dim, cself.data(), gap.data(), other.data(), p.threads);
+            for (size_t c = 0; c < k; ++c) gap[c] = k > 1 ? 0.5f * std::sqrt(other[c]) : 0;
+            todo.clear();
+            for (size_t i = 0; i < n; ++i) {
+                uint32_t a = assign[i];
+                float z = std::max(lower[i], gap[a]);
+                if (upper[i] <= z) continue;
+                upper[i] = std::sqrt(kn.l2sq(data + i * dim, centroids + size_t(a) * dim, dim));
+                if (upper[i] <= z) continue;
+                todo.push_back(uint32_t(i));
+            }
+            for (size_t t = 0; t < todo.size(); t += chunk) {
+                size_t m = std::min(chunk, todo.size() - t);
+                rows.resize(m * dim);
+                for (size_t j = 0; j < m; ++j)
+                    std::memcpy(&rows[j * dim], data + size_t(todo[t + j]) * dim, dim * sizeof(float));
+                std::vector<uint32_t> a(m);
+                std::vector<float> d(m), d2(m);
+                nearest_two(rows.data(), m, centroids, k, dim, a.data(), d.data(), d2.data(), p.threads);
+                for (size_t j = 0; j < m; ++j) {
+                    size_t i = todo[t + j];
+                    assign[i] = a[j];
+                    upper[i] = std::sqrt(d[j]);
+                    lower[i] = std::sqrt(d2[j]);
+                }
+            }
+            for (size_t i = 0; i < n; ++i) dist[i] = upper[i] * upper[i];
+        }
         size_t changed = 0;
         for (size_t i = 0; i < n; ++i) changed += assign[i] != prev[i];
         // Rescue empty clusters: take the farthest point of the largest one.
@@ -122,12 +229,15 @@ KMeansResult kmeans(const float *data, size_t n, size_t dim, const KMeansParams 
                 if (assign[i] == big && (far == SIZE_MAX || dist[i] > dist[far])) far = i;
             assign[far] = uint32_t(c);
             dist[far] = 0;
+            upper[far] = lower[far] = 0;  // (looked at again next step)
             counts[big]--;
             counts[c] = 1;
             res.rescued++;
             changed++;
         }
-        // Update: each centroid becomes the mean of its members.
+        // Update: each centroid becomes the mean of its members; the bounds
+        // follow the moves.
+        std::copy(centroids, centroids + k * dim, old.begin());
         std::fill(sums.begin(), sums.end(), 0.0);
         for (size_t i = 0; i < n; ++i) {
             double *s = &sums[assign[i] * dim];
@@ -138,6 +248,22 @@ KMeansResult kmeans(const float *data, size_t n, size_t dim, const KMeansParams 
             float *cent = centroids + c * dim;
             for (size_t j = 0; j < dim; ++j) cent[j] = float(sums[c * dim + j] / double(counts[c]));
             if (p.metric == Metric::Cosine) normalize(cent, dim);
+        }
+        move1 = move2 = 0;
+        top = 0;
+        for (size_t c = 0; c < k; ++c) {
+            move[c] = std::sqrt(kn.l2sq(&old[c * dim], centroids + c * dim, dim));
+            if (move[c] > move1) {
+                move2 = move1;
+                move1 = move[c];
+                top = c;
+            } else if (move[c] > move2) {
+                move2 = move[c];
+            }
+        }
+        for (size_t i = 0; i < n; ++i) {
+            upper[i] += move[assign[i]];
+            lower[i] -= assign[i] == top ? move2 : move1;
         }
         res.iterations = it + 1;
         if (changed * 1000 <= n) break;

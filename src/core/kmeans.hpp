@@ -11,6 +11,7 @@ struct KMeansParams {
     uint64_t seed;       // same data + same seed = same centroids
     int max_iterations;  // Lloyd iterations at most
     Interrupt interrupt;  // polled between steps; throws Cancelled
+    unsigned threads = 1; // threads for the assignment steps (see parallel.hpp)
 };
 
 // What a training run did.
@@ -28,9 +29,10 @@ KMeansResult kmeans(const float *data, size_t n, size_t dim, const KMeansParams 
 size_t nearest_centroid(const float *centroids, size_t k, size_t dim, const float *x, float *dist);
 
 // nearest_centroid for n rows of data at once (four rows per pass over the
-// centroids): their centroid indexes into assign, distances into dist.
+// centroids, the rows split over `threads` threads): their centroid indexes
+// into assign, distances into dist.
 void nearest_centroids(const float *data, size_t n, const float *centroids, size_t k, size_t dim, uint32_t *assign,
-                       float *dist);
+                       float *dist, unsigned threads = 1);
 
 // Deterministic 64-bit generator (splitmix64), so builds are reproducible.
 struct Rng {

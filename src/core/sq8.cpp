@@ -6,24 +6,27 @@
 #include <vector>
 
 #include "distance.hpp"
+#include "parallel.hpp"
 
 namespace drift {
 
-void sq8_fit(const float *data, size_t n, size_t dim, float clip_pct, float *lo, float *scale) {
+void sq8_fit(const float *data, size_t n, size_t dim, float clip_pct, float *lo, float *scale, unsigned threads) {
     if (n == 0) throw Error("cannot fit a quantizer on no rows");
     if (!(clip_pct >= 0.0f && clip_pct < 50.0f)) throw Error("clip percentile must be in [0, 50)");
-    std::vector<float> col(n);
     size_t lo_rank = size_t(std::floor(double(clip_pct) / 100.0 * double(n - 1)));
     size_t hi_rank = size_t(std::ceil((1.0 - double(clip_pct) / 100.0) * double(n - 1)));
-    for (size_t j = 0; j < dim; ++j) {
-        for (size_t i = 0; i < n; ++i) col[i] = data[i * dim + j];
-        std::nth_element(col.begin(), col.begin() + lo_rank, col.end());
-        float l = col[lo_rank];
-        std::nth_element(col.begin(), col.begin() + hi_rank, col.end());
-        float h = col[hi_rank];
-        lo[j] = l;
-        scale[j] = h > l ? (h - l) / 255.0f : 1.0f;
-    }
+    parallel_for(dim, double(n) * double(dim) < 1e6 ? 1 : threads, 1, [&](size_t b, size_t e) {
+        std::vector<float> col(n);
+        for (size_t j = b; j < e; ++j) {
+            for (size_t i = 0; i < n; ++i) col[i] = data[i * dim + j];
+            std::nth_element(col.begin(), col.begin() + lo_rank, col.end());
+            float l = col[lo_rank];
+            std::nth_element(col.begin(), col.begin() + hi_rank, col.end());
+            float h = col[hi_rank];
+            lo[j] = l;
+            scale[j] = h > l ? (h - l) / 255.0f : 1.0f;
+        }
+    });
 }
 
 void sq8_encode(const Sq8 &q, const float *x, uint8_t *code) {

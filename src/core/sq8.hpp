@@ -14,8 +14,9 @@ struct Sq8 {
 };
 
 // Fits lo/scale per dimension from n sample rows: the range is the
-// clip_pct-th to (100 - clip_pct)-th percentile of that dimension.
-void sq8_fit(const float *data, size_t n, size_t dim, float clip_pct, float *lo, float *scale);
+// clip_pct-th to (100 - clip_pct)-th percentile of that dimension (the
+// dimensions split over `threads` threads).
+void sq8_fit(const float *data, size_t n, size_t dim, float clip_pct, float *lo, float *scale, unsigned threads = 1);
 
 // Encodes x into code (dim bytes), clamping to the fitted range.
 void sq8_encode(const Sq8 &q, const float *x, uint8_t *code);

@@ -11,6 +11,7 @@
 #include "core/half.hpp"
 #include "core/hnsw.hpp"
 #include "core/kmeans.hpp"
+#include "core/parallel.hpp"
 #include "core/maintenance.hpp"
 #include "core/routing.hpp"
 #include "core/sq8.hpp"
@@ -81,6 +82,13 @@ TEST(Kernels, AgreeWithDoubleReference) {
                 double want = ref_l2sq(four[j], q.data(), n);
                 EXPECT_NEAR(got[j], want, tol * std::max(1.0, want)) << "l2sq_x4 lane " << j;
             }
+            float dots[8];
+            sets[s]->dot_4x2(four, q.data(), c.data(), n, dots);
+            for (size_t i = 0; i < 4; ++i)
+                for (size_t j = 0; j < 2; ++j) {
+                    double want = ref_dot(four[i], j == 0 ? q.data() : c.data(), n);
+                    EXPECT_NEAR(dots[2 * i + j], want, tol * std::max(1.0, std::fabs(want))) << "dot_4x2 " << i << j;
+                }
         }
     }
 }
@@ -335,6 +343,47 @@ TEST(KMeans, BatchedNearestMatchesSingle) {
         EXPECT_EQ(assign[i], drift::nearest_centroid(cents.data(), k, dim, &data[i * dim], &d)) << "row " << i;
         EXPECT_NEAR(dist[i], d, 1e-4f * std::max(1.0f, d));
     }
+}
+
+// Threads split the rows, nothing else: the same assignment, the same
+// centroids, as on one thread.
+TEST(KMeans, ThreadsChangeNothing) {
+    drift::Rng r{11};
+    size_t n = 4003, dim = 96, k = 40;
+    std::vector<float> data = random_rows(r, n, dim), cents = random_rows(r, k, dim);
+    std::vector<uint32_t> a1(n), a3(n);
+    std::vector<float> d1(n), d3(n);
+    drift::nearest_centroids(data.data(), n, cents.data(), k, dim, a1.data(), d1.data(), 1);
+    drift::nearest_centroids(data.data(), n, cents.data(), k, dim, a3.data(), d3.data(), 3);
+    EXPECT_EQ(a1, a3);
+    EXPECT_EQ(d1, d3);
+    std::vector<float> c1(k * dim), c3(k * dim);
+    drift::KMeansParams p{k, Metric::L2, 5, 10, {}};
+    drift::kmeans(data.data(), n, dim, p, c1.data());
+    p.threads = 3;
+    drift::kmeans(data.data(), n, dim, p, c3.data());
+    EXPECT_EQ(c1, c3);
+}
+
+// parallel_for covers the range once, in aligned parts, and passes on a
+// part's exception after every part is done.
+TEST(Parallel, CoversTheRangeAndRethrows) {
+    for (size_t n : {0, 1, 5, 1000, 1001}) {
+        std::vector<int> hits(n);
+        drift::parallel_for(n, 4, 4, [&](size_t b, size_t e) {
+            EXPECT_EQ(b % 4, 0u);
+            for (size_t i = b; i < e; ++i) hits[i]++;
+        });
+        for (size_t i = 0; i < n; ++i) ASSERT_EQ(hits[i], 1) << "n=" << n << " i=" << i;
+    }
+    std::vector<int> done(4);
+    EXPECT_THROW(drift::parallel_for(400, 4, 1,
+                                     [&](size_t b, size_t) {
+                                         done[b / 100] = 1;
+                                         if (b == 100) throw drift::Error("part 1");
+                                     }),
+                 drift::Error);
+    EXPECT_EQ(done, std::vector<int>({1, 1, 1, 1}));
 }
 
 // A pending interrupt stops training with Cancelled, before any iteration.
