@@ -26,6 +26,8 @@ OBJS = $(patsubst %.cpp,%.o,$(CORE_SRCS) $(SIMD_SRCS) $(STORAGE_SRCS) $(AM_SRCS)
 PG_CONFIG ?= pg_config
 SHLIB_LINK += -lstdc++ -lm
 PG_CXXFLAGS := -std=c++17 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-register
+# Frame pointers, as PostgreSQL keeps them: profiles (bench/overhead.sh) see whole call stacks.
+PG_CXXFLAGS += -fno-omit-frame-pointer
 ifeq ($(DRIFT_CHECK),1)
 PG_CXXFLAGS += -Werror -DUSE_ASSERT_CHECKING
 endif

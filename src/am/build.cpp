@@ -30,8 +30,11 @@ extern "C" {
 
 // Seed of the build's sampling and k-means (reproducible builds).
 static const uint64 kBuildSeed = 0x5EEDD1F7ULL;
-// Rows sampled to train per bucket, and at least in all.
-static const double kSamplePerList = 128, kSampleMin = 16384;
+// Rows sampled to train per bucket, and at least in all. (On 100k x 768
+// generated rows, 64 rows a bucket instead of 128 gave recall@10 0.920,
+// 0.946, 0.980 at 2, 4, 8 probes against 0.888, 0.942, 0.974, in 60% of
+// the k-means time; FAISS warns below 39.)
+static const double kSamplePerList = 64, kSampleMin = 16384;
 // Lloyd iterations of the build's k-means at most (pgvector's ivfflat runs
 // 10 too): on 100k x 768 generated rows, 10 instead of 20 (which stopped
 // at 17) take 72% of the time for recall@10 0.974 against 0.976 at 8

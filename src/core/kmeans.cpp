@@ -113,11 +113,15 @@ void nearest_centroids(const float *data, size_t n, const float *centroids, size
 
 namespace {
 
-// k-means++ seeding on the first m rows of a shuffled order.
+// k-means++ seeding on the first m rows of a shuffled order. A row's
+// distance to a new seed is computed only where the triangle inequality
+// leaves room for it to be nearer than the row's nearest seed so far: not
+// where the new seed is at least twice as far from that seed as the row is.
 void seed_plus_plus(const float *data, const std::vector<size_t> &order, size_t m, size_t dim, size_t k, Rng &rng,
                     const Interrupt &interrupt, float *centroids) {
     const Kernels &kn = kernels();
-    std::vector<float> d2(m);
+    std::vector<float> d2(m), apart(k);
+    std::vector<uint32_t> nearest(m, 0);
     size_t first = order[rng.below(m)];
     std::memcpy(centroids, data + first * dim, dim * sizeof(float));
     double total = 0;
@@ -139,9 +143,13 @@ void seed_plus_plus(const float *data, const std::vector<size_t> &order, size_t 
         }
         float *cent = centroids + c * dim;
         std::memcpy(cent, data + order[pick] * dim, dim * sizeof(float));
+        for (size_t j = 0; j < c; ++j) apart[j] = kn.l2sq(cent, centroids + j * dim, dim);
         total = 0;
         for (size_t i = 0; i < m; ++i) {
-            d2[i] = std::min(d2[i], kn.l2sq(data + order[i] * dim, cent, dim));
+            if (4 * d2[i] > apart[nearest[i]]) {
+                float d = kn.l2sq(data + order[i] * dim, cent, dim);
+                if (d < d2[i]) d2[i] = d, nearest[i] = uint32_t(c);
+            }
             total += d2[i];
         }
     }
