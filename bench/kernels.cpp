@@ -13,7 +13,7 @@
 
 namespace {
 
-enum class Kind { L2, IP, Cosine, Sq8L2, Sq8IP };
+enum class Kind { L2, IP, Cosine, Sq8L2, Sq8IP, Dot4x2 };
 
 // Runs one kernel of set s over `bytes` worth of dim-dimensional rows.
 void run(benchmark::State &state, const drift::Kernels *s, Kind kind, size_t dim, size_t bytes) {
@@ -29,7 +29,15 @@ void run(benchmark::State &state, const drift::Kernels *s, Kind kind, size_t dim
     for (auto &x : code) x = uint8_t(r.below(256));
     float sink = 0;
     for (auto _ : state) {
-        for (size_t i = 0; i < rows; ++i) {
+        if (kind == Kind::Dot4x2) {  // four query rows against the block's rows two at a time, as a build does
+            const float *four[4] = {q.data(), w.data(), q.data(), w.data()};
+            float out[8];
+            for (size_t i = 0; i + 2 <= rows; i += 2) {
+                s->dot_4x2(four, &data[i * dim], &data[(i + 1) * dim], dim, out);
+                sink += out[0] + out[7];
+            }
+        }
+        for (size_t i = 0; i < rows && kind != Kind::Dot4x2; ++i) {
             switch (kind) {
                 case Kind::L2: sink += s->l2sq(q.data(), &data[i * dim], dim); break;
                 case Kind::IP: sink += s->dot(q.data(), &data[i * dim], dim); break;
@@ -37,6 +45,7 @@ void run(benchmark::State &state, const drift::Kernels *s, Kind kind, size_t dim
                 case Kind::Cosine: sink += 1.0f - s->dot(q.data(), &data[i * dim], dim); break;
                 case Kind::Sq8L2: sink += s->sq8_l2(q.data(), w.data(), &code[i * dim], dim); break;
                 case Kind::Sq8IP: sink += s->sq8_dot(q.data(), &code[i * dim], dim); break;
+                case Kind::Dot4x2: break;
             }
         }
         benchmark::DoNotOptimize(sink);
@@ -50,7 +59,8 @@ int register_all() {
     const drift::Kernels *sets[8];
     size_t n = drift::available_kernels(sets, 8);
     const std::pair<Kind, const char *> kinds[] = {
-        {Kind::L2, "l2"}, {Kind::IP, "ip"}, {Kind::Cosine, "cosine"}, {Kind::Sq8L2, "sq8_l2"}, {Kind::Sq8IP, "sq8_ip"}};
+        {Kind::L2, "l2"}, {Kind::IP, "ip"}, {Kind::Cosine, "cosine"}, {Kind::Sq8L2, "sq8_l2"}, {Kind::Sq8IP, "sq8_ip"},
+        {Kind::Dot4x2, "dot_4x2"}};
     for (size_t i = 0; i < n; ++i)
         for (auto [kind, kname] : kinds)
             for (size_t dim : {128, 768})
