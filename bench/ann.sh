@@ -96,10 +96,8 @@ bench_method() {
 }
 inserts=()
 
-# The floor of a query's fixed cost: the same script shape (a random query
-# id, its vector fetched by a subquery) answered by a btree lookup instead.
-echo "\\set q random($(B -Atc "SELECT min(id) FROM queries"), $(B -Atc "SELECT max(id) FROM queries"))
-SELECT id FROM base WHERE id = :q AND (SELECT v FROM queries WHERE id = :q) IS NOT NULL LIMIT 10;" | as_pg tee "$WORK/floor.sql" >/dev/null
+# The floor of a query's fixed cost.
+floor_script "$WORK/floor.sql" base queries
 results+=("| btree lookup (the floor) | - | - | $(best_qps "$WORK/floor.sql" "") |")
 
 # Baseline: insert rate with no index.

@@ -47,6 +47,14 @@ recall_sql() {
             FROM $2 q JOIN $3 t USING (id)"
 }
 
+# floor_script FILE BASE QUERIES: the floor of a query's fixed cost, a
+# pgbench script of the same shape as query_script's (a random query id, its
+# vector fetched by a subquery) answered by a btree lookup of table BASE.
+floor_script() {
+    echo "\\set q random($(B -Atc "SELECT min(id) FROM $3"), $(B -Atc "SELECT max(id) FROM $3"))
+SELECT id FROM $2 WHERE id = :q AND (SELECT v FROM $3 WHERE id = :q) IS NOT NULL LIMIT 10;" | as_pg tee "$1" >/dev/null
+}
+
 # query_script FILE BASE QUERIES OP: a pgbench script running one query of
 # table QUERIES (a random id) against table BASE.
 query_script() {

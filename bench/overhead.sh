@@ -42,9 +42,7 @@ in_server() {  # in_server KIND [SET ...]: the 90th percentile of 100 loops
                                 FROM (SELECT loop('$1', 1) x FROM generate_series(1, 100)) s" | tail -1
 }
 query_script "$WORK/q.sql" base queries "<->"
-echo "\\set q random($(B -Atc "SELECT min(id) FROM queries"), $(B -Atc "SELECT max(id) FROM queries"))
-SELECT id FROM base WHERE id = :q AND (SELECT v FROM queries WHERE id = :q) IS NOT NULL LIMIT 10;" \
-    | as_pg tee "$WORK/floor.sql" >/dev/null
+floor_script "$WORK/floor.sql" base queries
 
 rows=("| btree lookup (the floor) | - | $(in_server btree) | $(best_qps "$WORK/floor.sql" "") |")
 for p in 1 2 4 8 16; do

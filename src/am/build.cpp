@@ -111,8 +111,11 @@ static void sample_callback(Relation, ItemPointer, Datum *values, bool *isnull, 
 static void assign_batch(BuildState *bs) {
     uint32 dim = bs->dim;
     CHECK_FOR_INTERRUPTS();
-    drift::nearest_centroids(bs->batch, bs->nbatch, bs->centroids, bs->k, dim, bs->batch_bucket, bs->batch_dist,
-                             bs->threads);
+    // (inside the heap scan's callback: no C++ exception may reach its C frames)
+    drift_guard("build", [&]() -> void {
+        drift::nearest_centroids(bs->batch, bs->nbatch, bs->centroids, bs->k, dim, bs->batch_bucket, bs->batch_dist,
+                                 bs->threads);
+    });
     MemoryContext old = MemoryContextSwitchTo(bs->tmpctx);
     bytea *vb = (bytea *) palloc(VARHDRSZ + sizeof(float) * dim);
     SET_VARSIZE(vb, VARHDRSZ + sizeof(float) * dim);

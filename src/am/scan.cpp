@@ -6,9 +6,9 @@
 //
 // A batch is the next best candidates (by SQ8 distance) of the buckets
 // probed so far, re-ranked exactly: drift.rerank of them in the first
-// batch, twice as many in each batch after it (a LIMIT 10 reads few full
-// vectors, a large LIMIT few batches); the first batch also holds L0's
-// rows. When the probed buckets are used up and the executor still asks
+// batch of a round of probes, twice as many in each batch after it (a
+// LIMIT 10 reads few full vectors, a large LIMIT few batches); the first
+// batch also holds L0's rows. When the probed buckets are used up and the executor still asks
 // for rows (a WHERE clause filtered many out), the next drift.probes buckets
 // are probed, up to drift.max_probes buckets in all, as long as the scan has
 // read fewer than drift.max_scan_tuples candidates and uses less than
@@ -100,7 +100,7 @@ struct DriftScanOpaqueData {
     double estimate;
     ScanCand *cands;
     Size ncands, capcands, candpos;
-    Size batch;             /* candidates the next batch re-ranks: drift.rerank, doubling */
+    Size batch;             /* candidates the next batch re-ranks: drift.rerank, doubling within a round */
     ScanResult *results;
     Size nresults, respos, capresults; /* rows re-ranked so far, sorted up to nready */
     Size nready;            /* results[respos..nready) may be returned now */
@@ -157,13 +157,19 @@ void drift_amrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderby
     });
 }
 
+// Makes room for `more` items past the n of a growing array in the scan's
+// memory context (at least doubling it).
+template <class T>
+static void reserve(DriftScanOpaque so, T *&arr, Size n, Size &cap, Size more) {
+    if (n + more <= cap) return;
+    cap = Max(n + more, Max(Size(256), cap * 2));
+    arr = arr ? (T *) repalloc_huge(arr, sizeof(T) * cap) : (T *) MemoryContextAllocHuge(so->ctx, sizeof(T) * cap);
+}
+
 // Appends v to a growing array in the scan's memory context.
 template <class T>
 static void append(DriftScanOpaque so, T *&arr, Size &n, Size &cap, const T &v) {
-    if (n == cap) {
-        cap = Max(Size(256), cap * 2);
-        arr = arr ? (T *) repalloc_huge(arr, sizeof(T) * cap) : (T *) MemoryContextAllocHuge(so->ctx, sizeof(T) * cap);
-    }
+    reserve(so, arr, n, cap, 1);
     arr[n++] = v;
 }
 
@@ -355,7 +361,6 @@ static void start_scan(IndexScanDesc scan) {
     memcpy(so->chains, info->chains, sizeof(uint32) * so->meta.nbuckets);
     so->sizes = (uint32 *) palloc(sizeof(uint32) * nbk);
     memcpy(so->sizes, info->nlive, sizeof(uint32) * so->meta.nbuckets);
-    so->batch = Size(so->set.rerank);
     if (so->set.exact) so->set.probes = so->set.max_probes = int(Min(nb, uint32(INT_MAX)));
     so->max_probes = so->set.max_probes < 0 ? nb : Min(nb, uint32(so->set.max_probes));
     so->max_probes = Max(so->max_probes, Min(nb, uint32(so->set.probes)));
@@ -525,14 +530,6 @@ static bool may_probe(DriftScanOpaque so) {
     return double(MemoryContextMemAllocated(so->ctx, true)) < so->set.mem_limit;
 }
 
-// Makes room for n more candidates.
-static void reserve_cands(DriftScanOpaque so, Size n) {
-    if (so->ncands + n <= so->capcands) return;
-    so->capcands = Max(so->ncands + n, so->capcands * 2);
-    so->cands = so->cands ? (ScanCand *) repalloc_huge(so->cands, sizeof(ScanCand) * so->capcands)
-                          : (ScanCand *) MemoryContextAllocHuge(so->ctx, sizeof(ScanCand) * so->capcands);
-}
-
 // Probes the next round: the best drift.probes buckets left (as many as
 // may_probe allows). After the first round, with drift.target_recall, goes
 // on bucket by bucket until the recall estimate reaches the target.
@@ -540,9 +537,13 @@ static void probe_round(IndexScanDesc scan) {
     DriftScanOpaque so = (DriftScanOpaque) scan->opaque;
     uint32 upto = Min(so->max_probes, so->probed + uint32(so->set.probes));
     drift::select_smallest(so->order + so->probed, so->nbuckets - so->probed, upto - so->probed);
-    Size expect = 0;  // (a bucket the view counted may have grown since: append still grows the array)
-    for (uint32 i = so->probed; i < upto; i++) expect += so->sizes[so->order[i].id];
-    reserve_cands(so, expect + 64);
+    if (!so->first_round) {
+        // Room for the first round's candidates at once (a bucket the view
+        // counted may have grown since: append still grows the array).
+        Size expect = 0;
+        for (uint32 i = so->probed; i < upto; i++) expect += so->sizes[so->order[i].id];
+        reserve(so, so->cands, so->ncands, so->capcands, expect + 64);
+    }
     for (; so->probed < upto && may_probe(so); so->probed++) {
         CHECK_FOR_INTERRUPTS();
         probe_bucket(scan, so->order[so->probed].id);
@@ -575,6 +576,7 @@ static bool next_batch(IndexScanDesc scan) {
         if (so->candpos == so->ncands && may_probe(so)) {
             // Probe the next round of buckets; drop the used candidates.
             so->ncands = so->candpos = 0;
+            so->batch = Size(so->set.rerank);  // (each round's batches start small again)
             probe_round(scan);
             continue;
         }

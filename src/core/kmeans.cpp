@@ -29,23 +29,26 @@ size_t nearest_centroid(const float *centroids, size_t k, size_t dim, const floa
 
 namespace {
 
-// nearest_centroids on one thread, for rows [0, n) of data, with each
-// centroid's squared norm in cnorm; with second non-null, also the squared
-// distance of each row's second-nearest centroid (infinity if k = 1). By
-// |x|^2 + |c|^2 - 2 x.c, four rows against two centroids at a time (one
-// multiply-add per element, against a subtract and a multiply-add for
+// nearest_centroids on one thread, for rows [0, n) of data, against
+// centroids already moved by -mu (mu: dim floats) with their squared norms
+// in cnorm; with second non-null, also the squared distance of each row's
+// second-nearest centroid (infinity if k = 1). By |x|^2 + |c|^2 - 2 x.c on
+// the rows moved by -mu as well, four rows against two centroids at a time
+// (one multiply-add per element, against a subtract and a multiply-add for
 // |x - c|^2), in blocks of rows and of centroids small enough to stay in
 // cache together (the centroids of a large index do not fit). (The
-// expansion loses to rounding about |x| |c| 2^-24 of a distance: far below
-// the gaps that decide a bucket.)
-void nearest_rows(const float *data, size_t n, const float *centroids, const float *cnorm, size_t k, size_t dim,
-                  uint32_t *assign, float *dist, float *second) {
+// expansion loses to rounding about |x| |c| 2^-24 of a distance; moving
+// everything to the centroids' mean keeps |x| and |c| near the data's
+// spread, so a common offset in the data, such as every coordinate near
+// 1000, costs nothing.)
+void nearest_rows(const float *data, size_t n, const float *centroids, const float *cnorm, const float *mu, size_t k,
+                  size_t dim, uint32_t *assign, float *dist, float *second) {
     const Kernels &kn = kernels();
     const float inf = std::numeric_limits<float>::infinity();
     // Blocks of about 96 kB of rows and 48 kB of centroids (of a 768-d index).
     const size_t rows_per_block = std::max<size_t>(4, (24576 / std::max<size_t>(dim, 1)) & ~size_t(3));
     const size_t cents_per_block = std::max<size_t>(2, (12288 / std::max<size_t>(dim, 1)) & ~size_t(1));
-    std::vector<float> best(rows_per_block), next(rows_per_block);
+    std::vector<float> best(rows_per_block), next(rows_per_block), moved(rows_per_block * dim);
     std::vector<uint32_t> arg(rows_per_block);
     // Notes centroid c at (partial) distance d for row slot j.
     auto note = [&](size_t j, float d, size_t c) {
@@ -62,10 +65,13 @@ void nearest_rows(const float *data, size_t n, const float *centroids, const flo
         std::fill(best.begin(), best.end(), inf);
         std::fill(next.begin(), next.end(), inf);
         std::fill(arg.begin(), arg.end(), 0);
+        for (size_t i = rb; i < re; ++i)
+            for (size_t t = 0; t < dim; ++t) moved[(i - rb) * dim + t] = data[i * dim + t] - mu[t];
+        const float *rows = moved.data() - rb * dim;  // (row i at rows + i * dim)
         for (size_t cb = 0; cb < k; cb += cents_per_block) {
             size_t ce = std::min(k, cb + cents_per_block);
             for (size_t i = rb; i < r4; i += 4) {
-                const float *x[4] = {data + i * dim, data + (i + 1) * dim, data + (i + 2) * dim, data + (i + 3) * dim};
+                const float *x[4] = {rows + i * dim, rows + (i + 1) * dim, rows + (i + 2) * dim, rows + (i + 3) * dim};
                 float dots[8];
                 for (size_t c = cb; c < ce; c += 2) {
                     bool pair = c + 1 < ce;  // (an odd last centroid pairs with itself, noted once)
@@ -77,10 +83,10 @@ void nearest_rows(const float *data, size_t n, const float *centroids, const flo
                 }
             }
             for (size_t i = r4; i < re; ++i)  // the rows left over, one at a time
-                for (size_t c = cb; c < ce; ++c) note(i - rb, cnorm[c] - 2 * kn.dot(data + i * dim, centroids + c * dim, dim), c);
+                for (size_t c = cb; c < ce; ++c) note(i - rb, cnorm[c] - 2 * kn.dot(rows + i * dim, centroids + c * dim, dim), c);
         }
         for (size_t i = rb; i < re; ++i) {
-            const float *x = data + i * dim;
+            const float *x = rows + i * dim;
             float xn = kn.dot(x, x, dim);
             assign[i] = arg[i - rb];
             dist[i] = std::max(0.0f, xn + best[i - rb]);
@@ -96,10 +102,18 @@ void nearest_two(const float *data, size_t n, const float *centroids, size_t k, 
     // (a thread is worth starting for some million multiply-adds)
     if (double(n) * double(k) * double(dim) < 4e6) threads = 1;
     const Kernels &kn = kernels();
-    std::vector<float> cnorm(k);
-    for (size_t c = 0; c < k; ++c) cnorm[c] = kn.dot(centroids + c * dim, centroids + c * dim, dim);
+    // Everything moves by minus the centroids' mean (see nearest_rows).
+    std::vector<double> sum(dim, 0.0);
+    for (size_t c = 0; c < k; ++c)
+        for (size_t t = 0; t < dim; ++t) sum[t] += centroids[c * dim + t];
+    std::vector<float> mu(dim), moved(k * dim), cnorm(k);
+    for (size_t t = 0; t < dim; ++t) mu[t] = float(sum[t] / double(std::max<size_t>(k, 1)));
+    for (size_t c = 0; c < k; ++c) {
+        for (size_t t = 0; t < dim; ++t) moved[c * dim + t] = centroids[c * dim + t] - mu[t];
+        cnorm[c] = kn.dot(&moved[c * dim], &moved[c * dim], dim);
+    }
     parallel_for(n, threads, 4, [&](size_t b, size_t e) {
-        nearest_rows(data + b * dim, e - b, centroids, cnorm.data(), k, dim, assign + b, dist + b,
+        nearest_rows(data + b * dim, e - b, moved.data(), cnorm.data(), mu.data(), k, dim, assign + b, dist + b,
                      second ? second + b : nullptr);
     });
 }
@@ -222,7 +236,6 @@ KMeansResult kmeans(const float *data, size_t n, size_t dim, const KMeansParams 
                     lower[i] = std::sqrt(d2[j]);
                 }
             }
-            for (size_t i = 0; i < n; ++i) dist[i] = upper[i] * upper[i];
         }
         size_t changed = 0;
         for (size_t i = 0; i < n; ++i) changed += assign[i] != prev[i];
@@ -233,11 +246,15 @@ KMeansResult kmeans(const float *data, size_t n, size_t dim, const KMeansParams 
             if (counts[c] != 0) continue;
             size_t big = size_t(std::max_element(counts.begin(), counts.end()) - counts.begin());
             size_t far = SIZE_MAX;
-            for (size_t i = 0; i < n; ++i)
-                if (assign[i] == big && (far == SIZE_MAX || dist[i] > dist[far])) far = i;
+            float fard = -1;
+            for (size_t i = 0; i < n; ++i) {
+                if (assign[i] != big) continue;
+                // (dist holds only bounds for rows the last step skipped)
+                float d = kn.l2sq(data + i * dim, centroids + big * dim, dim);
+                if (d > fard) far = i, fard = d;
+            }
             assign[far] = uint32_t(c);
-            dist[far] = 0;
-            upper[far] = lower[far] = 0;  // (looked at again next step)
+            upper[far] = lower[far] = 0;  // (its distance to its new centroid, itself, is 0)
             counts[big]--;
             counts[c] = 1;
             res.rescued++;

@@ -28,9 +28,9 @@ KMeansResult kmeans(const float *data, size_t n, size_t dim, const KMeansParams 
 // every metric: cosine data are unit vectors); its distance in *dist.
 size_t nearest_centroid(const float *centroids, size_t k, size_t dim, const float *x, float *dist);
 
-// nearest_centroid for n rows of data at once (four rows per pass over the
-// centroids, the rows split over `threads` threads): their centroid indexes
-// into assign, distances into dist.
+// nearest_centroid for n rows of data at once (blocks of rows against
+// blocks of centroids, the rows split over `threads` threads): their
+// centroid indexes into assign, squared distances into dist.
 void nearest_centroids(const float *data, size_t n, const float *centroids, size_t k, size_t dim, uint32_t *assign,
                        float *dist, unsigned threads = 1);
 

@@ -19,7 +19,7 @@ void sq8_fit(const float *data, size_t n, size_t dim, float clip_pct, float *lo,
     // each is partitioned at its two ranks.
     const size_t block = 16;
     parallel_for(dim, double(n) * double(dim) < 1e6 ? 1 : threads, block, [&](size_t b, size_t e) {
-        std::vector<float> cols(block * n);
+        std::vector<float> cols(std::min(block, e - b) * n);
         for (size_t j0 = b; j0 < e; j0 += block) {
             size_t w = std::min(block, e - j0);
             for (size_t i = 0; i < n; ++i)

@@ -10,8 +10,10 @@
 // link, which reading the block then refuses with an error of its own.
 bool drift_block_exists(Relation index, BlockNumber blkno);
 
-// The index's size in blocks as drift_block_exists last saw it (it may
-// have grown since, never shrunk below a block a link reaches).
+// The index's size in blocks as drift_block_exists last saw it: it may
+// have grown since, or lost a free tail no link reaches (truncated by
+// another backend), so it serves as a hint only (a chain walk's loop bound,
+// refreshed when passed).
 BlockNumber drift_known_blocks(Relation index);
 
 // Reads blkno, locks it in mode, and checks it is a drift page of type.

@@ -345,6 +345,25 @@ TEST(KMeans, BatchedNearestMatchesSingle) {
     }
 }
 
+// Rows with a large common offset (every coordinate near 1000) keep their
+// nearest centroid: the expansion |x|^2 + |c|^2 - 2x.c works on the rows
+// moved to the centroids' mean, not on |x| near 27,700.
+TEST(KMeans, OffsetDataKeepsItsNearest) {
+    drift::Rng r{12};
+    size_t n = 203, dim = 768, k = 9;
+    std::vector<float> data = random_rows(r, n, dim), cents = random_rows(r, k, dim);
+    for (auto &x : data) x = 1000.0f + x;
+    for (auto &x : cents) x = 1000.0f + x;
+    std::vector<uint32_t> assign(n);
+    std::vector<float> dist(n);
+    drift::nearest_centroids(data.data(), n, cents.data(), k, dim, assign.data(), dist.data());
+    for (size_t i = 0; i < n; ++i) {
+        float d;
+        EXPECT_EQ(assign[i], drift::nearest_centroid(cents.data(), k, dim, &data[i * dim], &d)) << "row " << i;
+        EXPECT_NEAR(dist[i], d, 1e-3f * std::max(1.0f, d)) << "row " << i;
+    }
+}
+
 // Threads split the rows, nothing else: the same assignment, the same
 // centroids, as on one thread.
 TEST(KMeans, ThreadsChangeNothing) {
