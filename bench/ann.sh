@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SQL-level ANN benchmark on a throwaway cluster: build time, index size,
 # insert rate into the indexed table (vs the same table with no index), and
-# recall@10 + QPS for a sweep of search settings. Runs drift on a real[]
+# recall@10 + QPS (one pgbench client, and two) for a sweep of search
+# settings, beside a btree lookup's (the floor). Runs drift on a real[]
 # column always; with pgvector installed (scripts/deps.sh installs it),
 # drift, pgvector's hnsw and pgvector's ivfflat one after another on the
 # same vector column of one table (each index built, measured, its inserted
@@ -82,11 +83,12 @@ bench_method() {
     [ "$table" != base ] && qv="${table}_q"
     query_script "$WORK/q_$table.sql" "$table" "$qv" "$op"
     for val in "$@"; do
-        local recall qps
+        local recall qps qps2
         recall=$(B -Atc "SET $guc = $val; SET enable_seqscan = off; $(recall_sql "$table" "$qv" truth "$op" 3)")
         qps=$(best_qps "$WORK/q_$table.sql" "-c $guc=$val -c enable_seqscan=off")
-        results+=("| $name | $guc=$val | $recall | $qps |")
-        echo "# $name $guc=$val recall@10=$recall qps=$qps" >&2
+        qps2=$(best_qps "$WORK/q_$table.sql" "-c $guc=$val -c enable_seqscan=off" 2)
+        results+=("| $name | $guc=$val | $recall | $qps | $qps2 |")
+        echo "# $name $guc=$val recall@10=$recall qps=$qps qps2=$qps2" >&2
     done
     t0=$(now); B -c "INSERT INTO $table SELECT * FROM ${table}_extra"; t1=$(now)
     local after
@@ -98,7 +100,7 @@ inserts=()
 
 # The floor of a query's fixed cost.
 floor_script "$WORK/floor.sql" base queries
-results+=("| btree lookup (the floor) | - | - | $(best_qps "$WORK/floor.sql" "") |")
+results+=("| btree lookup (the floor) | - | - | $(best_qps "$WORK/floor.sql" "") | $(best_qps "$WORK/floor.sql" "" 2) |")
 
 # Baseline: insert rate with no index.
 B -c "CREATE TABLE noidx AS SELECT * FROM base; CREATE TABLE noidx_extra AS SELECT * FROM extra"
@@ -124,6 +126,6 @@ echo "| index | build (s) | size after build | size after inserts | inserts/s ($
 echo "|---|---|---|---|---|"
 printf '%s\n' "${inserts[@]}"
 echo
-echo "| index | setting | recall@10 | QPS (1 client) |"
-echo "|---|---|---|---|"
+echo "| index | setting | recall@10 | QPS (1 client) | QPS (2 clients) |"
+echo "|---|---|---|---|---|"
 printf '%s\n' "${results[@]}"

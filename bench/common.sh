@@ -26,12 +26,13 @@ B() { dpsql -d bench "$@"; }
 # Wall-clock seconds.
 now() { date +%s.%N; }
 
-# best_qps SCRIPT PGOPTIONS: the best of three single-client pgbench runs
-# of SECS seconds each (on a shared machine, noise only ever slows a run).
+# best_qps SCRIPT PGOPTIONS [CLIENTS]: the best of three pgbench runs of
+# SECS seconds each, with CLIENTS clients (default 1) on as many threads
+# (on a shared machine, noise only ever slows a run).
 best_qps() {
-    local qps=0 r
+    local qps=0 r c=${3:-1}
     for _ in 1 2 3; do
-        r=$(as_pg env PGOPTIONS="$2" pgbench -n -c 1 -T "$SECS" -f "$1" -h "$PGHOST" -p "$PGPORT" -U postgres bench \
+        r=$(as_pg env PGOPTIONS="$2" pgbench -n -c "$c" -j "$c" -T "$SECS" -f "$1" -h "$PGHOST" -p "$PGPORT" -U postgres bench \
               2>/dev/null | awk '/^tps/ {printf "%.0f", $3}')
         [ "${r:-0}" -gt "$qps" ] && qps=$r
     done

@@ -210,3 +210,19 @@ SET drift.lambda = -1;
 SET drift.tau = -1;
 SET drift.max_scan_tuples = -2;
 SET drift.scan_mem_multiplier = 0.5;
+
+-- a build keeps the rows of its first pass when they fit a quarter of
+-- maintenance_work_mem, else reads the table again: both give one index
+CREATE TABLE two_pass AS
+  SELECT i AS id, ARRAY(SELECT ((i * 7919 + j * 104729) % 1000) / 100.0 FROM generate_series(1, 32) j)::real[] AS v
+  FROM generate_series(1, 3000) i;
+SET maintenance_work_mem = '64MB';
+CREATE INDEX two_pass_kept ON two_pass USING drift (v);
+SET maintenance_work_mem = '1MB';
+CREATE INDEX two_pass_read ON two_pass USING drift (v);
+RESET maintenance_work_mem;
+SELECT a.lists = b.lists AS same_lists, a.live_entries = b.live_entries AS same_rows,
+       a.min_bucket_size = b.min_bucket_size AND a.max_bucket_size = b.max_bucket_size AS same_buckets
+  FROM drift_index_stats('two_pass_kept') a, drift_index_stats('two_pass_read') b;
+SELECT * FROM drift_verify('two_pass_read');
+DROP TABLE two_pass;

@@ -57,6 +57,12 @@ struct BuildState {
     uint32 sample_cap, nsample;
     double rows;
     drift::Rng rng;
+    // ... which also keeps every row (vector and TID) while the rows fit a
+    // quarter of maintenance_work_mem (kept_max rows; 0 once they do not):
+    // the assigning pass then reads them instead of the table.
+    float *kept;
+    ItemPointerData *kept_tids;
+    uint32 nkept, kept_cap, kept_max;
     // assigning pass
     float *lo, *scale, *centroids;
     uint32 k;
@@ -64,7 +70,7 @@ struct BuildState {
     float *batch;       /* kAssignBatch rows waiting for their buckets, */
     ItemPointerData *batch_tids; /* their TIDs, */
     uint32 nbatch;      /* and how many */
-    uint32 *batch_bucket;
+    uint32 *batch_bucket; /* the buckets and distances of up to kAssignBatch rows */
     float *batch_dist;
     double lid; /* the sample's intrinsic dimension (0 = unknown) */
     Tuplesortstate *sort;
@@ -80,8 +86,32 @@ static float *build_vector(BuildState *bs, Datum value) {
     return v;
 }
 
-// Pass 1: counts rows and keeps a reservoir sample of their vectors.
-static void sample_callback(Relation, ItemPointer, Datum *values, bool *isnull, bool, void *state) {
+// Keeps row (tid, v) for the assigning pass while the rows fit kept_max,
+// else gives them all up.
+static void keep_row(BuildState *bs, ItemPointer tid, const float *v) {
+    if (bs->kept_max == 0) return;
+    if (bs->nkept == bs->kept_cap) {
+        if (bs->nkept >= bs->kept_max) {
+            if (bs->kept) pfree(bs->kept), pfree(bs->kept_tids);
+            bs->kept = NULL;
+            bs->kept_tids = NULL;
+            bs->nkept = bs->kept_cap = bs->kept_max = 0;
+            return;
+        }
+        uint32 cap = Min(bs->kept_max, Max(1024u, bs->kept_cap * 2));
+        Size vbytes = Size(cap) * bs->dim * sizeof(float), tbytes = Size(cap) * sizeof(ItemPointerData);
+        bs->kept = (float *) (bs->kept ? repalloc_huge(bs->kept, vbytes) : MemoryContextAllocHuge(CurrentMemoryContext, vbytes));
+        bs->kept_tids = (ItemPointerData *) (bs->kept_tids ? repalloc_huge(bs->kept_tids, tbytes)
+                                                           : MemoryContextAllocHuge(CurrentMemoryContext, tbytes));
+        bs->kept_cap = cap;
+    }
+    memcpy(bs->kept + Size(bs->nkept) * bs->dim, v, sizeof(float) * bs->dim);
+    bs->kept_tids[bs->nkept++] = *tid;
+}
+
+// Pass 1: counts rows and keeps a reservoir sample of their vectors (and
+// every row, while they fit).
+static void sample_callback(Relation, ItemPointer tid, Datum *values, bool *isnull, bool, void *state) {
     BuildState *bs = (BuildState *) state;
     if (isnull[0]) return;
     MemoryContext old = MemoryContextSwitchTo(bs->tmpctx);
@@ -92,7 +122,10 @@ static void sample_callback(Relation, ItemPointer, Datum *values, bool *isnull, 
         double by_mem = double(maintenance_work_mem) * 1024.0 / 2 / (sizeof(float) * bs->dim);
         bs->sample_cap = uint32(Max(1.0, Min(want, by_mem)));
         bs->sample = (float *) MemoryContextAllocHuge(CurrentMemoryContext, Size(bs->sample_cap) * bs->dim * sizeof(float));
+        double keep = double(maintenance_work_mem) * 1024.0 / 4 / (sizeof(float) * bs->dim + sizeof(ItemPointerData));
+        bs->kept_max = uint32(Min(keep, double(PG_UINT32_MAX)));
     }
+    keep_row(bs, tid, v);
     bs->rows += 1;
     int64 slot = -1;
     if (bs->nsample < bs->sample_cap)
@@ -106,22 +139,22 @@ static void sample_callback(Relation, ItemPointer, Datum *values, bool *isnull, 
     pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, int64(bs->rows));
 }
 
-// Pass 2, for the rows gathered: finds their buckets (on bs->threads
-// threads) and sends (bucket, tid, vector) of each to the sort.
-static void assign_batch(BuildState *bs) {
+// Pass 2, for n (at most kAssignBatch) rows and their TIDs: finds their
+// buckets (on bs->threads threads) and sends (bucket, tid, vector) of each
+// to the sort.
+static void assign_rows(BuildState *bs, const float *rows, const ItemPointerData *tids, uint32 n) {
     uint32 dim = bs->dim;
     CHECK_FOR_INTERRUPTS();
     // (inside the heap scan's callback: no C++ exception may reach its C frames)
     drift_guard("build", [&]() -> void {
-        drift::nearest_centroids(bs->batch, bs->nbatch, bs->centroids, bs->k, dim, bs->batch_bucket, bs->batch_dist,
-                                 bs->threads);
+        drift::nearest_centroids(rows, n, bs->centroids, bs->k, dim, bs->batch_bucket, bs->batch_dist, bs->threads);
     });
     MemoryContext old = MemoryContextSwitchTo(bs->tmpctx);
     bytea *vb = (bytea *) palloc(VARHDRSZ + sizeof(float) * dim);
     SET_VARSIZE(vb, VARHDRSZ + sizeof(float) * dim);
-    for (uint32 i = 0; i < bs->nbatch; i++) {
-        ItemPointer tid = &bs->batch_tids[i];
-        memcpy(VARDATA(vb), bs->batch + Size(i) * dim, sizeof(float) * dim);
+    for (uint32 i = 0; i < n; i++) {
+        const ItemPointerData *tid = &tids[i];
+        memcpy(VARDATA(vb), rows + Size(i) * dim, sizeof(float) * dim);
         ExecClearTuple(bs->slot);
         bs->slot->tts_values[0] = Int32GetDatum(int32(bs->batch_bucket[i]));
         bs->slot->tts_values[1] =
@@ -133,8 +166,7 @@ static void assign_batch(BuildState *bs) {
     }
     MemoryContextSwitchTo(old);
     MemoryContextReset(bs->tmpctx);
-    bs->assigned += bs->nbatch;
-    bs->nbatch = 0;
+    bs->assigned += n;
     pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, int64(bs->assigned));
 }
 
@@ -148,7 +180,10 @@ static void assign_callback(Relation, ItemPointer tid, Datum *values, bool *isnu
     MemoryContextSwitchTo(old);
     MemoryContextReset(bs->tmpctx);
     bs->batch_tids[bs->nbatch++] = *tid;
-    if (bs->nbatch == kAssignBatch) assign_batch(bs);
+    if (bs->nbatch == kAssignBatch) {
+        assign_rows(bs, bs->batch, bs->batch_tids, bs->nbatch);
+        bs->nbatch = 0;
+    }
 }
 
 // Fills the metapage of a new index.
@@ -314,12 +349,21 @@ static void build_index(BuildState *bs, IndexInfo *indexInfo, ForkNumber fork) {
         bool nullsfirst[2] = {false, false};
         bs->sort = tuplesort_begin_heap(desc, 2, keys, ops, colls, nullsfirst, maintenance_work_mem, NULL, TUPLESORT_NONE);
         bs->slot = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
-        bs->batch = (float *) palloc(sizeof(float) * bs->dim * kAssignBatch);
-        bs->batch_tids = (ItemPointerData *) palloc(sizeof(ItemPointerData) * kAssignBatch);
         bs->batch_bucket = (uint32 *) palloc(sizeof(uint32) * kAssignBatch);
         bs->batch_dist = (float *) palloc(sizeof(float) * kAssignBatch);
-        table_index_build_scan(bs->heap, bs->index, indexInfo, true, true, assign_callback, bs, NULL);
-        if (bs->nbatch > 0) assign_batch(bs);
+        if (bs->kept != NULL) {
+            // Every row was kept: no second pass over the table.
+            for (uint32 i = 0; i < bs->nkept; i += kAssignBatch)
+                assign_rows(bs, bs->kept + Size(i) * bs->dim, bs->kept_tids + i, Min(kAssignBatch, bs->nkept - i));
+            pfree(bs->kept);
+            pfree(bs->kept_tids);
+            bs->kept = NULL;
+        } else {
+            bs->batch = (float *) palloc(sizeof(float) * bs->dim * kAssignBatch);
+            bs->batch_tids = (ItemPointerData *) palloc(sizeof(ItemPointerData) * kAssignBatch);
+            table_index_build_scan(bs->heap, bs->index, indexInfo, true, true, assign_callback, bs, NULL);
+            if (bs->nbatch > 0) assign_rows(bs, bs->batch, bs->batch_tids, bs->nbatch);
+        }
         tuplesort_performsort(bs->sort);
         ExecDropSingleTupleTableSlot(bs->slot);
         bs->slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);

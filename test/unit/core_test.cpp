@@ -330,19 +330,26 @@ TEST(KMeans, CosineCentroidsAreUnit) {
         EXPECT_NEAR(drift::kernels().dot(&got[c * dim], &got[c * dim], dim), 1.0f, 1e-4f);
 }
 
-// The batched assignment gives what one-at-a-time assignment gives.
-TEST(KMeans, BatchedNearestMatchesSingle) {
-    drift::Rng r{9};
-    size_t n = 103, dim = 37, k = 17;
-    std::vector<float> data = random_rows(r, n, dim), cents = random_rows(r, k, dim);
+// Expects nearest_centroids to give each of n rows the centroid and, within
+// relative tolerance tol, the distance nearest_centroid gives it.
+void expect_batched_matches_single(const std::vector<float> &data, const std::vector<float> &cents, size_t n,
+                                   size_t k, size_t dim, float tol) {
     std::vector<uint32_t> assign(n);
     std::vector<float> dist(n);
     drift::nearest_centroids(data.data(), n, cents.data(), k, dim, assign.data(), dist.data());
     for (size_t i = 0; i < n; ++i) {
         float d;
         EXPECT_EQ(assign[i], drift::nearest_centroid(cents.data(), k, dim, &data[i * dim], &d)) << "row " << i;
-        EXPECT_NEAR(dist[i], d, 1e-4f * std::max(1.0f, d));
+        EXPECT_NEAR(dist[i], d, tol * std::max(1.0f, d)) << "row " << i;
     }
+}
+
+// The batched assignment gives what one-at-a-time assignment gives.
+TEST(KMeans, BatchedNearestMatchesSingle) {
+    drift::Rng r{9};
+    size_t n = 103, dim = 37, k = 17;
+    std::vector<float> data = random_rows(r, n, dim), cents = random_rows(r, k, dim);
+    expect_batched_matches_single(data, cents, n, k, dim, 1e-4f);
 }
 
 // Rows with a large common offset (every coordinate near 1000) keep their
@@ -354,14 +361,7 @@ TEST(KMeans, OffsetDataKeepsItsNearest) {
     std::vector<float> data = random_rows(r, n, dim), cents = random_rows(r, k, dim);
     for (auto &x : data) x = 1000.0f + x;
     for (auto &x : cents) x = 1000.0f + x;
-    std::vector<uint32_t> assign(n);
-    std::vector<float> dist(n);
-    drift::nearest_centroids(data.data(), n, cents.data(), k, dim, assign.data(), dist.data());
-    for (size_t i = 0; i < n; ++i) {
-        float d;
-        EXPECT_EQ(assign[i], drift::nearest_centroid(cents.data(), k, dim, &data[i * dim], &d)) << "row " << i;
-        EXPECT_NEAR(dist[i], d, 1e-3f * std::max(1.0f, d)) << "row " << i;
-    }
+    expect_batched_matches_single(data, cents, n, k, dim, 1e-3f);
 }
 
 // Threads split the rows, nothing else: the same assignment, the same
