@@ -300,13 +300,14 @@ void drift_janitor_worker_main(Datum arg) {
         left |= visit_index(oids[i]);
         CHECK_FOR_INTERRUPTS();
     }
-    // Sampled scans' recall, within the time a round may take.
-    // (A check that fails, or samples the time left none for, bring the
-    // janitor back next round.)
+    // Sampled scans' recall, within the time a round may take. (Samples the
+    // time left none for bring the janitor back next round; a check that
+    // fails took its sample off the queue, so it leaves nothing to retry.)
     TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), Max(drift_janitor_naptime, 1000));
     for (DriftRecallSample *s; (s = drift_monitor_take_sample()) != NULL; pfree(s)) {
         CHECK_FOR_INTERRUPTS();
-        in_transaction(check_sample, s, &left);
+        bool failed = false;  // (nothing to retry)
+        in_transaction(check_sample, s, &failed);
         if (GetCurrentTimestamp() >= deadline) {
             pfree(s);
             left = true;

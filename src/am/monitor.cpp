@@ -90,8 +90,9 @@ static MonitorIndex *find_index(Relation index) {
 }
 
 // The entry of index, claimed (its relid's old one, a free one or the least
-// recently used) if it has none; the caller holds the lock exclusively.
-static MonitorIndex *claim_index(Relation index, TimestampTz now) {
+// recently used, if that was last used before idle_before) if it has none;
+// NULL if every other entry is in use. The caller holds the lock exclusively.
+static MonitorIndex *claim_index(Relation index, TimestampTz now, TimestampTz idle_before) {
     MonitorIndex *m = find_index(index);
     if (m != NULL) return m;
     m = &mon->idx[0];
@@ -102,6 +103,7 @@ static MonitorIndex *claim_index(Relation index, TimestampTz now) {
         }
         if (c.relid == InvalidOid || c.used < m->used) m = &c;
     }
+    if (m->relid != InvalidOid && m->relid != RelationGetRelid(index) && m->used >= idle_before) return NULL;
     m->db = MyDatabaseId;
     m->relid = RelationGetRelid(index);
     m->relfilenode = index->rd_node.relNode;
@@ -128,7 +130,14 @@ void drift_monitor_add_hits(Relation index, const uint32 *buckets, uint32 n) {
     if (m == NULL || halvings_due(m, now) > 0) {
         LWLockRelease(mon_lock);
         LWLockAcquire(mon_lock, LW_EXCLUSIVE);
-        m = claim_index(index, now);
+        // (more indexes scanned than entries: an entry in use within a
+        // half-life is not taken over, so they do not evict each other
+        // scan by scan; this index's hits go uncounted)
+        m = claim_index(index, now, now - HIT_HALF_LIFE_MS * 1000L);
+        if (m == NULL) {
+            LWLockRelease(mon_lock);
+            return;
+        }
         long halvings = halvings_due(m, now);
         if (halvings > 0) {
             for (pg_atomic_uint32 &h : m->hits)
@@ -238,7 +247,7 @@ static double measure_recall(Relation heap, Relation index, const float *query, 
 static void record_recall(Relation index, double recall) {
     TimestampTz now = GetCurrentTimestamp();
     LWLockAcquire(mon_lock, LW_EXCLUSIVE);
-    MonitorIndex *m = claim_index(index, now);
+    MonitorIndex *m = claim_index(index, now, DT_NOEND);  // (any entry makes room)
     m->used = now;
     m->recall = m->samples == 0 ? recall : (1 - RECALL_MEAN_WEIGHT) * m->recall + RECALL_MEAN_WEIGHT * recall;
     m->samples++;
@@ -254,7 +263,11 @@ void drift_monitor_check_sample(const DriftRecallSample *p) {
         !ConditionalLockRelationOid(p->relid, AccessShareLock))
         return;
     Relation heap = try_relation_open(heapoid, NoLock), index = try_relation_open(p->relid, NoLock);
-    if (heap == NULL || index == NULL) return;
+    if (heap == NULL || index == NULL) {  // (dropped meanwhile)
+        if (heap != NULL) relation_close(heap, NoLock);
+        if (index != NULL) relation_close(index, NoLock);
+        return;
+    }
     if (index->rd_rel->relkind == RELKIND_INDEX && index->rd_indam != NULL &&
         index->rd_indam->ambuild == drift_ambuild && index->rd_index->indisvalid &&
         drift_guard("recall sample", [&]() {

@@ -85,7 +85,6 @@ struct DriftScanOpaqueData {
     drift::Candidate *order; /* buckets by centroid distance; sorted up to `probed` */
     BlockNumber *heads;      /* head page of each bucket */
     uint32 *chains;          /* chain id of each bucket */
-    uint32 *sizes;           /* live entries of each bucket, as the view had them */
     uint32 nbuckets, probed, max_probes;
     bool first_round;        /* the first round of probes is done */
     uint64 scanned;          /* candidates read from buckets */
@@ -359,11 +358,13 @@ static void start_scan(IndexScanDesc scan) {
     memcpy(so->heads, info->heads, sizeof(BlockNumber) * so->meta.nbuckets);
     so->chains = (uint32 *) palloc(sizeof(uint32) * nbk);
     memcpy(so->chains, info->chains, sizeof(uint32) * so->meta.nbuckets);
-    so->sizes = (uint32 *) palloc(sizeof(uint32) * nbk);
-    memcpy(so->sizes, info->nlive, sizeof(uint32) * so->meta.nbuckets);
     if (so->set.exact) so->set.probes = so->set.max_probes = int(Min(nb, uint32(INT_MAX)));
     so->max_probes = so->set.max_probes < 0 ? nb : Min(nb, uint32(so->set.max_probes));
     so->max_probes = Max(so->max_probes, Min(nb, uint32(so->set.probes)));
+    // Room for the first round's candidates, as many as its buckets hold on
+    // average (append grows the array past it).
+    double first = double(drift_info_rows(info)) * Min(nb, uint32(so->set.probes)) / Max(nb, 1u);
+    reserve(so, so->cands, 0, so->capcands, Size(Min(first, 1e7)) + 64);
 
     drift::Sq8 q{dim, info->lo, info->scale};
     so->table.a = (float *) palloc(sizeof(float) * dim);
@@ -537,13 +538,6 @@ static void probe_round(IndexScanDesc scan) {
     DriftScanOpaque so = (DriftScanOpaque) scan->opaque;
     uint32 upto = Min(so->max_probes, so->probed + uint32(so->set.probes));
     drift::select_smallest(so->order + so->probed, so->nbuckets - so->probed, upto - so->probed);
-    if (!so->first_round) {
-        // Room for the first round's candidates at once (a bucket the view
-        // counted may have grown since: append still grows the array).
-        Size expect = 0;
-        for (uint32 i = so->probed; i < upto; i++) expect += so->sizes[so->order[i].id];
-        reserve(so, so->cands, so->ncands, so->capcands, expect + 64);
-    }
     for (; so->probed < upto && may_probe(so); so->probed++) {
         CHECK_FOR_INTERRUPTS();
         probe_bucket(scan, so->order[so->probed].id);
