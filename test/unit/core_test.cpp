@@ -364,6 +364,33 @@ TEST(KMeans, OffsetDataKeepsItsNearest) {
     expect_batched_matches_single(data, cents, n, k, dim, 1e-3f);
 }
 
+// Lloyd's fixed point, which the skipped rows (Hamerly's bounds) must not
+// cut short: each returned centroid is the mean of the rows nearest to it,
+// on data without clear clusters, where rows keep moving for a while.
+TEST(KMeans, EndsAtAFixedPoint) {
+    drift::Rng r{13};
+    size_t n = 3000, dim = 8, k = 30;
+    std::vector<float> data = random_rows(r, n, dim), got(k * dim);
+    drift::KMeansParams p{k, Metric::L2, 3, 200, {}};
+    drift::KMeansResult res = drift::kmeans(data.data(), n, dim, p, got.data());
+    EXPECT_GT(res.iterations, 3);
+    std::vector<uint32_t> assign(n);
+    std::vector<float> dist(n);
+    drift::nearest_centroids(data.data(), n, got.data(), k, dim, assign.data(), dist.data());
+    std::vector<double> mean(k * dim, 0.0);
+    std::vector<size_t> count(k, 0);
+    for (size_t i = 0; i < n; ++i) {
+        count[assign[i]]++;
+        for (size_t j = 0; j < dim; ++j) mean[assign[i] * dim + j] += data[i * dim + j];
+    }
+    double worst = 0;
+    for (size_t c = 0; c < k; ++c)
+        for (size_t j = 0; j < dim && count[c] > 0; ++j)
+            worst = std::max(worst, std::fabs(mean[c * dim + j] / double(count[c]) - got[c * dim + j]));
+    // (training stops once under 0.1% of rows move: 3 rows here)
+    EXPECT_LT(worst, 0.02) << "a centroid is not the mean of its rows";
+}
+
 // Threads split the rows, nothing else: the same assignment, the same
 // centroids, as on one thread.
 TEST(KMeans, ThreadsChangeNothing) {
