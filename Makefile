@@ -7,14 +7,14 @@
 #   make prove_installcheck  the Perl TAP tests (test/t/; not as root)
 MODULE_big = drift
 EXTENSION = drift drift_vector
-DATA = drift--0.1.sql drift--0.1--0.2.sql drift--0.2--0.3.sql drift_vector--0.1.sql
+DATA = drift--0.1.sql drift--0.1--0.2.sql drift--0.2--0.3.sql drift--0.3--0.4.sql drift_vector--0.1.sql
 PGFILEDESC = "drift - vector similarity search index that adapts as data drifts"
-REGRESS = functions index security
+REGRESS = functions index codes security
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
 PROVE_FLAGS = -I test/t
 
-CORE_SRCS = src/core/distance.cpp src/core/half.cpp src/core/sq8.cpp src/core/kmeans.cpp src/core/maintenance.cpp src/core/hnsw.cpp src/core/routing.cpp
+CORE_SRCS = src/core/distance.cpp src/core/half.cpp src/core/sq8.cpp src/core/rabitq.cpp src/core/codes.cpp src/core/kmeans.cpp src/core/maintenance.cpp src/core/hnsw.cpp src/core/routing.cpp
 ARCH := $(shell uname -m)
 ifeq ($(ARCH),x86_64)
 SIMD_SRCS = src/core/simd/kernels_sse2.cpp src/core/simd/kernels_avx2.cpp src/core/simd/kernels_avx512.cpp

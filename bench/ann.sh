@@ -10,11 +10,14 @@
 #
 #   bench/ann.sh sift            ../shared/data/siftsmall (10k x 128, L2)
 #   bench/ann.sh glove           ../shared/data/glove50 (cosine)
+#   bench/ann.sh mnist           ../shared/data/mnist (9,000 x 784, L2)
 #   bench/ann.sh gen N DIM       N clustered rows of DIM dimensions
 #
 # Environment: QUERIES (generated data, default 200), SECONDS_PER_POINT (each
 # of the three QPS runs per setting, best kept; default 3), INSERT_ROWS
-# (default 10% of N).
+# (default 10% of N), CODES (the drift indexes measured on the vector
+# column: a code kind, with ":half" for precision = half; default
+# "sq8 rabitq rabitq:half").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 make -s tools
@@ -37,6 +40,10 @@ case "$DATA" in
         load_vectors bench queries fvecs "$DRIFT_DATA/glove50/glove50_query.fvecs"
         op="<=>"; dops="drift_cosine_ops"; vops="vector_cosine_ops"; dvops="drift_vector_cosine_ops"
         label="GloVe-50 (4,545 x 50, cosine)" ;;
+    mnist)
+        load_vectors bench base fvecs "$DRIFT_DATA/mnist/mnist_t10k_base9000.fvecs"
+        load_vectors bench queries fvecs "$DRIFT_DATA/mnist/mnist_t10k_query1000.fvecs"
+        label="MNIST (9,000 x 784, L2)" ;;
     gen)
         N=${2:?rows}; DIM=${3:?dim}
         for t in base queries extra; do B -c "CREATE TABLE $t (id int PRIMARY KEY, v real[])"; done
@@ -113,7 +120,12 @@ if [ "$HAVE_PGVECTOR" = 1 ]; then
     B -c "CREATE TABLE vec (id int, v vector($DIM)); INSERT INTO vec SELECT id, v::vector FROM base;
           CREATE TABLE vec_q AS SELECT id, v::vector($DIM) AS v FROM queries;
           CREATE TABLE vec_extra AS SELECT id, v::vector($DIM) AS v FROM extra"
-    bench_method "drift (vector)" vec "CREATE INDEX bench_idx ON vec USING drift (v $dvops)" drift.probes 1 2 4 8 16 32
+    for variant in ${CODES:-sq8 rabitq rabitq:half}; do
+        opts="codes = ${variant%%:*}"
+        [ "$variant" != "${variant%%:*}" ] && opts="$opts, precision = ${variant#*:}"
+        bench_method "drift (vector, $variant)" vec "CREATE INDEX bench_idx ON vec USING drift (v $dvops) WITH ($opts)" \
+            drift.probes 1 2 4 8 16 32
+    done
     bench_method "pgvector hnsw" vec "CREATE INDEX bench_idx ON vec USING hnsw (v $vops)" hnsw.ef_search 10 20 40 80 160
     lists=$((N / 1000)); [ $lists -lt 10 ] && lists=10
     bench_method "pgvector ivfflat" vec "CREATE INDEX bench_idx ON vec USING ivfflat (v $vops) WITH (lists = $lists)" ivfflat.probes 1 2 4 8 16 32

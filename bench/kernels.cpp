@@ -1,5 +1,7 @@
 // Google Benchmark of the distance kernels: one query against a block of
-// vectors (float for L2/IP/cosine, SQ8 codes for ADC), for every kernel set
+// vectors (float for L2/IP/cosine, SQ8 codes for ADC, RaBitQ bits for
+// sign_dot: the bits alone, a RaBitQ code's score being sign_dot and a few
+// multiplies), for every kernel set
 // the CPU runs. bytes_per_second counts the vector bytes streamed, so the
 // in-cache (32k-row block of 128-d codes fits L2) and out-of-cache (64 MiB)
 // numbers show how close each kernel comes to memory bandwidth.
@@ -13,16 +15,16 @@
 
 namespace {
 
-enum class Kind { L2, IP, Cosine, Sq8L2, Sq8IP, Dot4x2 };
+enum class Kind { L2, IP, Cosine, Sq8L2, Sq8IP, Dot4x2, SignDot };
 
 // Runs one kernel of set s over `bytes` worth of dim-dimensional rows.
 void run(benchmark::State &state, const drift::Kernels *s, Kind kind, size_t dim, size_t bytes) {
-    bool codes = kind == Kind::Sq8L2 || kind == Kind::Sq8IP;
-    size_t row = codes ? dim : dim * sizeof(float);
+    bool codes = kind == Kind::Sq8L2 || kind == Kind::Sq8IP || kind == Kind::SignDot;
+    size_t row = kind == Kind::SignDot ? dim / 8 : codes ? dim : dim * sizeof(float);
     size_t rows = std::max<size_t>(1, bytes / row);
     drift::Rng r{1};
     std::vector<float> q(dim), w(dim), data(codes ? 0 : rows * dim);
-    std::vector<uint8_t> code(codes ? rows * dim : 0);
+    std::vector<uint8_t> code(codes ? rows * row : 0);
     for (auto &x : q) x = float(r.uniform());
     for (auto &x : w) x = float(r.uniform());
     for (auto &x : data) x = float(r.uniform());
@@ -45,6 +47,7 @@ void run(benchmark::State &state, const drift::Kernels *s, Kind kind, size_t dim
                 case Kind::Cosine: sink += 1.0f - s->dot(q.data(), &data[i * dim], dim); break;
                 case Kind::Sq8L2: sink += s->sq8_l2(q.data(), w.data(), &code[i * dim], dim); break;
                 case Kind::Sq8IP: sink += s->sq8_dot(q.data(), &code[i * dim], dim); break;
+                case Kind::SignDot: sink += s->sign_dot(q.data(), &code[i * row], dim); break;
                 case Kind::Dot4x2: break;
             }
         }
@@ -60,7 +63,7 @@ int register_all() {
     size_t n = drift::available_kernels(sets, 8);
     const std::pair<Kind, const char *> kinds[] = {
         {Kind::L2, "l2"}, {Kind::IP, "ip"}, {Kind::Cosine, "cosine"}, {Kind::Sq8L2, "sq8_l2"}, {Kind::Sq8IP, "sq8_ip"},
-        {Kind::Dot4x2, "dot_4x2"}};
+        {Kind::Dot4x2, "dot_4x2"}, {Kind::SignDot, "sign_dot"}};
     for (size_t i = 0; i < n; ++i)
         for (auto [kind, kname] : kinds)
             for (size_t dim : {128, 768})

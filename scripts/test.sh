@@ -53,6 +53,9 @@ load_vectors drift_tap sift_truth ivecs "$DRIFT_DATA/siftsmall/siftsmall_groundt
 load_vectors drift_tap glove_base fvecs "$DRIFT_DATA/glove50/glove50_base.fvecs"
 load_vectors drift_tap glove_query fvecs "$DRIFT_DATA/glove50/glove50_query.fvecs"
 load_vectors drift_tap glove_truth ivecs "$DRIFT_DATA/glove50/glove50_groundtruth_cosine_k100.ivecs" 10
+load_vectors drift_tap mnist_base fvecs "$DRIFT_DATA/mnist/mnist_t10k_base9000.fvecs"
+load_vectors drift_tap mnist_query fvecs "$DRIFT_DATA/mnist/mnist_t10k_query1000.fvecs"
+load_vectors drift_tap mnist_truth ivecs "$DRIFT_DATA/mnist/mnist_t10k_groundtruth_l2_k100.ivecs" 10
 dpsql -d drift_tap -f test/pgtap/helpers/recall.sql
 set +e
 as_pg env PGHOST="$PGHOST" PGPORT="$PGPORT" pg_prove -U postgres -d drift_tap test/pgtap/*.sql

@@ -26,7 +26,7 @@ void compact(Maint *m, uint32 b) {
     float moved = std::sqrt(drift::order_distance(drift::Metric::L2, c, m->info->centroids + Size(b) * m->dim, m->dim));
     uint32 chain = alloc_chains(m, 1);
     ChainWriter w;
-    write_chain(m, chain, b, &e, idx, e.n, &w);
+    write_chain(m, chain, b, &e, idx, e.n, c, &w);
     EntryUpdate u = {c, b, rewritten(old, w, e.n, radius_of(&e, idx, e.n, c), moved)};
     MetaChange mc = {{old.chain, 0}, 1, 0, 0, 0, 1, 0, false};
     commit(m, &u, 1, mc);
@@ -106,7 +106,7 @@ static void rewrite_without(Maint *m, uint32 b, const Entries *e, const uint32 *
     float shift = std::sqrt(drift::order_distance(drift::Metric::L2, c, own, m->dim));
     uint32 chain = alloc_chains(m, 1);
     ChainWriter w;
-    write_chain(m, chain, b, e, idx, n, &w);
+    write_chain(m, chain, b, e, idx, n, c, &w);
     EntryUpdate u = {c, b, rewritten(old, w, n, radius_of(e, idx, n, c), shift)};
     MetaChange mc = {{old.chain, 0}, 1, 0, 0, 0, 0, moved, false, true};
     commit(m, &u, 1, mc);
@@ -169,8 +169,8 @@ bool split(Maint *m, uint32 b) {
     for (int h = 0; h < 2; h++) {
         drift::mean_of(e.vecs, part[h], n[h], m->dim, c + Size(h) * m->dim);
         ChainWriter w;
-        write_chain(m, chain + h, halves[h], &e, part[h], n[h], &w);
         const float *ch = c + Size(h) * m->dim;
+        write_chain(m, chain + h, halves[h], &e, part[h], n[h], ch, &w);
         float shift = std::sqrt(drift::order_distance(drift::Metric::L2, ch, old_c, m->dim));
         u[h] = EntryUpdate{ch, halves[h], rewritten(old, w, n[h], radius_of(&e, part[h], n[h], ch), shift)};
     }

@@ -10,7 +10,6 @@
 #include "../core/kmeans.hpp"
 #include "../core/parallel.hpp"
 #include "../core/routing.hpp"
-#include "../core/sq8.hpp"
 #include "../storage/buffers.h"
 #include "../storage/chains.h"
 
@@ -48,6 +47,7 @@ struct BuildState {
     Relation heap, index;
     drift::Metric metric;
     uint16 kind; /* DriftVecKind the index stores */
+    uint16 codes; /* the codes option (DRIFT_CODES_*) */
     uint32 dim;
     int lists;
     float clip;
@@ -64,7 +64,7 @@ struct BuildState {
     ItemPointerData *kept_tids;
     uint32 nkept, kept_cap, kept_max;
     // assigning pass
-    float *lo, *scale, *centroids;
+    float *lo, *scale, *centroids; /* the quantizer's two arrays (drift::Quantizer), the centroids */
     uint32 k;
     unsigned threads;   /* for k-means and assignment: 1 + parallel maintenance workers the build may use */
     float *batch;       /* kAssignBatch rows waiting for their buckets, */
@@ -192,6 +192,7 @@ static void fill_meta(DriftMetaPage m, const BuildState *bs) {
     m->magic = DRIFT_MAGIC;
     m->version = DRIFT_FORMAT_VERSION;
     m->vec_kind = bs->kind;
+    m->opt_codes = bs->codes;
     drift_meta_set_dim(m, bs->dim);
     m->metric = uint16(bs->metric);
     m->generation = 1;
@@ -260,8 +261,12 @@ static void write_trained(BuildState *bs, ForkNumber fork, DriftMetaPage meta) {
     meta->nbuckets = bs->k;
 
     // Bucket chains in bucket order (chain id b + 1); every bucket gets at least one page.
-    drift::Sq8 q{dim, bs->lo, bs->scale};
-    uint8 *code = (uint8 *) palloc(dim);
+    bool rabitq = meta->code_kind == DRIFT_CODE_RABITQ;
+    drift::Quantizer q{drift::CodeKind(meta->code_kind), dim, bs->lo, bs->scale};
+    Size padded = drift::rabitq_padded(dim);
+    uint16 *halves = rabitq ? (uint16 *) palloc(sizeof(uint16) * padded) : NULL;
+    float *rc = rabitq ? (float *) palloc(sizeof(float) * padded) : NULL;
+    uint8 *code = (uint8 *) palloc(meta->code_bytes);
     ChainWriter w;
     float radius = 0;
     int64 cur = -1;
@@ -278,7 +283,14 @@ static void write_trained(BuildState *bs, ForkNumber fork, DriftMetaPage meta) {
             }
             cur++;
             radius = 0;
-            if (cur < int64(bs->k)) drift_chain_start(&w, index, fork, meta, false, uint32(cur) + 1, uint32(cur));
+            if (cur < int64(bs->k)) {
+                // A RaBitQ chain's codes are made against its bucket's centroid.
+                if (rabitq) {
+                    drift::rabitq_centre(bs->centroids + Size(cur) * dim, dim, halves, rc);
+                    q.a = rc;
+                }
+                drift_chain_start(&w, index, fork, meta, false, uint32(cur) + 1, uint32(cur), halves);
+            }
         }
         if (!more) break;
         int64 t = DatumGetInt64(slot_getattr(bs->slot, 2, &isnull));
@@ -286,7 +298,7 @@ static void write_trained(BuildState *bs, ForkNumber fork, DriftMetaPage meta) {
         const float *v = (const float *) VARDATA_ANY(vb);
         ItemPointerData tid;
         ItemPointerSet(&tid, BlockNumber(t >> 16), OffsetNumber(t & 0xFFFF));
-        drift::sq8_encode(q, v, code);
+        drift::encode(q, v, code);
         drift_chain_add(&w, &tid, code, v);
         radius = Max(radius, std::sqrt(drift::order_distance(drift::Metric::L2, v, bs->centroids + Size(b) * dim, dim)));
         pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, int64(++written));
@@ -332,7 +344,8 @@ static void build_index(BuildState *bs, IndexInfo *indexInfo, ForkNumber fork) {
         pfree(row);
         drift::KMeansParams p{bs->k, bs->metric, kBuildSeed, kBuildIterations, drift_interrupt(), bs->threads};
         drift::kmeans(bs->sample, ntrain, bs->dim, p, bs->centroids);
-        drift::sq8_fit(bs->sample, bs->nsample, bs->dim, bs->clip, bs->lo, bs->scale, bs->threads);
+        drift::quantizer_fit(drift::CodeKind(meta.code_kind), bs->sample, bs->nsample, bs->dim, bs->clip, bs->lo, bs->scale,
+                             bs->threads);
         bs->lid = drift::sample_dimension(bs->sample, ntrain, bs->dim);
         pfree(bs->sample);
         bs->sample = NULL;
@@ -405,6 +418,7 @@ static void init_state(BuildState *bs, Relation heap, Relation index) {
     bs->kind = oc->kind;
     if (precision == DRIFT_PRECISION_HALF) bs->kind = DRIFT_VEC_HALF;
     if (precision == DRIFT_PRECISION_SINGLE) bs->kind = DRIFT_VEC_FLOAT4;
+    bs->codes = uint16(opts ? opts->codes : DRIFT_CODES_AUTO);
     bs->lists = opts ? opts->lists : 0;
     bs->clip = opts ? float(opts->clip_percentile) : 1.0f;
     bs->rng.state = kBuildSeed;

@@ -1,7 +1,7 @@
 // Declarations shared by the access-method layer (everything Postgres calls).
 #pragma once
 
-#include "../core/core.hpp"
+#include "../core/codes.hpp"
 #include "../storage/pages.h"
 
 extern "C" {
@@ -181,6 +181,7 @@ struct DriftOptions {
     double clip_percentile;
     int max_bucket_size; /* 0 = 3x the mean bucket size at training */
     int precision;       /* DRIFT_PRECISION_*: how full vectors and centroids are stored */
+    int codes;           /* DRIFT_CODES_*: what buckets keep for the first pass */
 };
 #define DRIFT_PRECISION_DEFAULT 0 /* the operator class's kind */
 #define DRIFT_PRECISION_SINGLE 1
@@ -197,10 +198,8 @@ struct DriftOptions {
 struct DriftInfo {
     DriftMetaPageData meta;
     drift::Metric metric;
-    float *lo;               /* current quantizer, dim floats each */
-    float *scale;
-    float *old_lo;           /* previous quantizer (meta.old_quant_head), or NULL */
-    float *old_scale;
+    float *quant;            /* current quantizer: two arrays of dim floats (drift::Quantizer) */
+    float *old_quant;        /* previous quantizer (meta.old_quant_head), or NULL */
     BlockNumber *dir_blocks; /* directory pages in chain order */
     uint32 ndir;
     float *centroids;        /* nbuckets x dim */
@@ -214,8 +213,30 @@ struct DriftInfo {
 
 // True if bucket b's codes were made with the previous quantizer.
 inline bool drift_bucket_old_quant(const DriftInfo *info, uint32 b) {
-    return info->old_lo != NULL && info->quants[b] == info->meta.old_quant_chain;
+    return info->old_quant != NULL && info->quants[b] == info->meta.old_quant_chain;
 }
+
+// The index's current quantizer, or with old its previous one (for RaBitQ
+// codes, only its kind: each chain has its own centre).
+inline drift::Quantizer drift_quantizer(const DriftInfo *info, bool old) {
+    const float *q = old ? info->old_quant : info->quant;
+    return drift::Quantizer{drift::CodeKind(info->meta.code_kind), info->meta.dim, q, q + info->meta.dim};
+}
+
+// A RaBitQ chain's rotated centre, in halves for its first page and as
+// floats for its codes (palloc'd; NULL for SQ8 codes).
+struct DriftCentre {
+    uint16 *halves;
+    float *rc;
+};
+
+// The quantizer that codes a new chain whose centroid is c (filling
+// *centre for RaBitQ codes).
+drift::Quantizer drift_chain_quantizer(const DriftInfo *info, const float *c, DriftCentre *centre);
+
+// The quantizer bucket b's existing chain was coded with (for RaBitQ codes,
+// its centre, read from its first page).
+drift::Quantizer drift_bucket_quantizer(Relation index, const DriftInfo *info, uint32 b);
 
 // The index's current metadata (valid until the next call on this index).
 DriftInfo *drift_info(Relation index);

@@ -7,7 +7,6 @@
 #include "../core/distance.hpp"
 #include "../core/kmeans.hpp"
 #include "../core/routing.hpp"
-#include "../core/sq8.hpp"
 #include "../storage/buffers.h"
 #include "../storage/cursor.h"
 
@@ -75,7 +74,7 @@ static void requantize(Maint *m, const Entries *flushing, uint32 train_target = 
     for (uint32 b = 0; b < info->meta.nbuckets; b++)
         if (info->chains[b] != 0) sample_chain(m->index, &info->meta, info->heads[b], &s);
     float *q = (float *) palloc(sizeof(float) * dim * 2);
-    drift::sq8_fit(s.vecs, s.n, dim, info->meta.opt_clip_pct, q, q + dim);
+    drift::quantizer_fit(drift::CodeKind(info->meta.code_kind), s.vecs, s.n, dim, info->meta.opt_clip_pct, q, q + dim);
     double lid = drift::sample_dimension(s.vecs, s.n, dim);
     uint32 chain = alloc_chains(m, 1);
     BlockNumber head = drift_write_blob(m->index, MAIN_FORKNUM, chain, (const char *) q, sizeof(float) * dim * 2, m->wal);
@@ -139,7 +138,7 @@ static void seed(Maint *m, const Entries *e, const uint32 *idx, uint32 n, uint32
         uint32 b = free_slot(m);
         uint32 chain = alloc_chains(m, 1);
         ChainWriter w;
-        write_chain(m, chain, b, e, part, cnt, &w);
+        write_chain(m, chain, b, e, part, cnt, cj, &w);
         DriftDirEntryData fresh;
         memset(&fresh, 0, sizeof(fresh));
         fresh.temperature = 1.0f;  // every member just arrived
@@ -200,7 +199,7 @@ void flush(Maint *m, bool force) {
         finish_flush(m, stop, chains, heads, nchains, e.n);
         return;
     }
-    if (m->info->old_lo == NULL && drift::rows_out_of_range(m->info->lo, m->info->scale, e.vecs, e.n, m->dim)) requantize(m, &e);
+    if (m->info->old_quant == NULL && drift::quantizer_misfits(drift_quantizer(m->info, false), e.vecs, e.n)) requantize(m, &e);
     uint32 *target = (uint32 *) palloc(sizeof(uint32) * Max(e.n, 1));
     float *dist = (float *) palloc(sizeof(float) * Max(e.n, 1));
     route(m, &e, idx, e.n, PG_UINT32_MAX, target, dist);

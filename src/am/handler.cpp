@@ -59,6 +59,12 @@ static relopt_enum_elt_def drift_precisions[] = {
     {NULL, 0},
 };
 
+static relopt_enum_elt_def drift_code_kinds[] = {
+    {"sq8", DRIFT_CODES_SQ8},
+    {"rabitq", DRIFT_CODES_RABITQ},
+    {NULL, 0},
+};
+
 // Registers GUCs and reloptions, and picks the SIMD kernels once.
 void _PG_init(void) {
     drift::kernels();
@@ -75,6 +81,9 @@ void _PG_init(void) {
                        "How the index stores full vectors and centroids (default: half for halfvec, else single)",
                        drift_precisions, DRIFT_PRECISION_DEFAULT, "Valid values are \"single\" and \"half\".",
                        AccessExclusiveLock);
+    add_enum_reloption(drift_relopt_kind, "codes",
+                       "What buckets keep of each row for a scan's first pass (default: chosen from the width)",
+                       drift_code_kinds, DRIFT_CODES_AUTO, "Valid values are \"sq8\" and \"rabitq\".", AccessExclusiveLock);
     DefineCustomIntVariable("drift.probes", "Buckets scanned by a drift index scan before returning rows.", NULL,
                             &drift_probes, 10, 1, 32768, PGC_USERSET, 0, NULL, NULL, NULL);
     DefineCustomIntVariable("drift.rerank",
@@ -163,6 +172,7 @@ static bytea *drift_amoptions(Datum reloptions, bool validate) {
             {"clip_percentile", RELOPT_TYPE_REAL, offsetof(DriftOptions, clip_percentile)},
             {"max_bucket_size", RELOPT_TYPE_INT, offsetof(DriftOptions, max_bucket_size)},
             {"precision", RELOPT_TYPE_ENUM, offsetof(DriftOptions, precision)},
+            {"codes", RELOPT_TYPE_ENUM, offsetof(DriftOptions, codes)},
         };
         return (bytea *) build_reloptions(reloptions, validate, drift_relopt_kind, sizeof(DriftOptions), tab,
                                           lengthof(tab));

@@ -134,7 +134,7 @@ static void work_buckets(Maint *m, uint32 steps) {
             bool used = false;
             for (uint32 b = 0; b < info->meta.nbuckets && !used; b++)
                 used = info->chains[b] != 0 && drift_bucket_old_quant(info, b);
-            if (info->old_lo != NULL && !used) {
+            if (info->old_quant != NULL && !used) {
                 MetaChange mc = {{0, 0}, 0, 0, 0, 0, 0, 0, true};
                 commit(m, NULL, 0, mc);
             }

@@ -75,7 +75,8 @@ uint32 live_centroids(Maint *m, uint32 exclude, uint32 **ids, float **cents);
 uint32 alloc_chains(Maint *m, uint32 count);
 
 // Writes entries idx[0..n) of e as a new chain for bucket b.
-void write_chain(Maint *m, uint32 chain, uint32 b, const Entries *e, const uint32 *idx, uint32 n, ChainWriter *w);
+void write_chain(Maint *m, uint32 chain, uint32 b, const Entries *e, const uint32 *idx, uint32 n, const float *c,
+                 ChainWriter *w);
 
 // A bucket's radius over entries idx[0..n) of e around c.
 float radius_of(const Entries *e, const uint32 *idx, uint32 n, const float *c);

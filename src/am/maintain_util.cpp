@@ -109,15 +109,18 @@ uint32 alloc_chains(Maint *m, uint32 count) {
     return first;
 }
 
-// Writes entries idx[0..n) of e as a new chain for bucket b.
-void write_chain(Maint *m, uint32 chain, uint32 b, const Entries *e, const uint32 *idx, uint32 n, ChainWriter *w) {
+// Writes entries idx[0..n) of e as a new chain for bucket b, whose
+// centroid is c (a RaBitQ chain's codes are made against it).
+void write_chain(Maint *m, uint32 chain, uint32 b, const Entries *e, const uint32 *idx, uint32 n, const float *c,
+                 ChainWriter *w) {
     DriftInfo *info = m->info;
-    drift::Sq8 q{m->dim, info->lo, info->scale};
-    uint8 *code = (uint8 *) palloc(m->dim);
-    drift_chain_start(w, m->index, MAIN_FORKNUM, &info->meta, m->wal, chain, b);
+    DriftCentre centre;
+    drift::Quantizer q = drift_chain_quantizer(info, c, &centre);
+    uint8 *code = (uint8 *) palloc(info->meta.code_bytes);
+    drift_chain_start(w, m->index, MAIN_FORKNUM, &info->meta, m->wal, chain, b, centre.halves);
     for (uint32 i = 0; i < n; i++) {
         const float *v = e->vecs + Size(idx[i]) * m->dim;
-        drift::sq8_encode(q, v, code);
+        drift::encode(q, v, code);
         drift_chain_add(w, &e->tids[idx[i]], code, v);
         if ((i & 255) == 255) CHECK_FOR_INTERRUPTS();
     }
@@ -263,7 +266,8 @@ void append_to_buckets(Maint *m, const Entries *e, const uint32 *idx, const uint
     for (uint32 i = 0; i < n; i++) order[fill[target[i]]++] = idx[i];
 
     ItemPointerData *tids = (ItemPointerData *) palloc(sizeof(ItemPointerData) * n);
-    uint8 *codes = (uint8 *) MemoryContextAllocHuge(CurrentMemoryContext, Size(n) * dim);
+    Size cb = info->meta.code_bytes;
+    uint8 *codes = (uint8 *) MemoryContextAllocHuge(CurrentMemoryContext, Size(n) * cb);
     float *vecs = (float *) MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * Size(n) * dim);
     for (uint32 i = 0; i < n; i++) {
         tids[i] = e->tids[order[i]];
@@ -274,11 +278,10 @@ void append_to_buckets(Maint *m, const Entries *e, const uint32 *idx, const uint
         if (cnt == 0) continue;
         CHECK_FOR_INTERRUPTS();
         // Codes in the quantizer the bucket's chain was written with.
-        bool old = drift_bucket_old_quant(info, b);
-        drift::Sq8 q{dim, old ? info->old_lo : info->lo, old ? info->old_scale : info->scale};
-        for (uint32 i = start[b]; i < start[b + 1]; i++) drift::sq8_encode(q, vecs + Size(i) * dim, codes + Size(i) * dim);
+        drift::Quantizer q = drift_bucket_quantizer(m->index, info, b);
+        for (uint32 i = start[b]; i < start[b + 1]; i++) drift::encode(q, vecs + Size(i) * dim, codes + Size(i) * cb);
         drift_bucket_append(m->index, &info->meta, drift_dir_slot(info, b), info->chains[b], cnt, tids + start[b],
-                            codes + Size(start[b]) * dim, vecs + Size(start[b]) * dim);
+                            codes + Size(start[b]) * cb, vecs + Size(start[b]) * dim);
     }
 
     // Directory statistics, one record per directory page.

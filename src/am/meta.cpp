@@ -45,13 +45,11 @@ static DriftInfo *load_info(Relation index) {
         info->meta = *meta;
         info->metric = drift::Metric(meta->metric);
         if (trained) {
-            info->lo = (float *) carve(&at, quant);
-            info->scale = info->lo + dim;
-            drift_read_blob(index, meta->quant_head, (char *) info->lo, quant);
+            info->quant = (float *) carve(&at, quant);
+            drift_read_blob(index, meta->quant_head, (char *) info->quant, quant);
             if (old) {
-                info->old_lo = (float *) carve(&at, quant);
-                info->old_scale = info->old_lo + dim;
-                drift_read_blob(index, meta->old_quant_head, (char *) info->old_lo, quant);
+                info->old_quant = (float *) carve(&at, quant);
+                drift_read_blob(index, meta->old_quant_head, (char *) info->old_quant, quant);
             }
         }
         info->ndir = dir.nblocks;
@@ -184,4 +182,35 @@ Relation drift_open_index(Oid relid, LOCKMODE lockmode, DriftAccess access) {
                         errhint("Pass the name of an index created USING drift.")));
     }
     return index;
+}
+
+drift::Quantizer drift_chain_quantizer(const DriftInfo *info, const float *c, DriftCentre *centre) {
+    centre->halves = NULL;
+    centre->rc = NULL;
+    drift::Quantizer q = drift_quantizer(info, false);
+    if (q.kind != drift::CodeKind::RaBitQ) return q;
+    Size padded = drift::rabitq_padded(q.dim);
+    centre->halves = (uint16 *) palloc(sizeof(uint16) * padded);
+    centre->rc = (float *) palloc(sizeof(float) * padded);
+    drift::rabitq_centre(c, q.dim, centre->halves, centre->rc);
+    q.a = centre->rc;
+    q.b = NULL;
+    return q;
+}
+
+drift::Quantizer drift_bucket_quantizer(Relation index, const DriftInfo *info, uint32 b) {
+    drift::Quantizer q = drift_quantizer(info, drift_bucket_old_quant(info, b));
+    if (q.kind != drift::CodeKind::RaBitQ) return q;
+    float *rc = (float *) palloc(sizeof(float) * drift::rabitq_padded(q.dim));
+    Buffer buf = drift_read_locked(index, info->heads[b], BUFFER_LOCK_SHARE, DRIFT_PAGE_HOT, &info->meta);
+    Page page = BufferGetPage(buf);
+    if (drift_hot_header(page)->centre_bytes != drift_centre_bytes(info->meta.code_kind, q.dim)) {
+        UnlockReleaseBuffer(buf);
+        drift_corrupt(index, info->heads[b], "A chain's first page has no centre.");
+    }
+    drift_hot_centre(page, rc);
+    UnlockReleaseBuffer(buf);
+    q.a = rc;
+    q.b = NULL;
+    return q;
 }

@@ -1,10 +1,10 @@
-// Ordered scans: score centroids, probe buckets scanning SQ8 codes, re-rank
+// Ordered scans: score centroids, probe buckets scanning their codes, re-rank
 // the best candidates with exact distances from cold pages, and return TIDs
 // in exact distance order, batch by batch. L0 rows come from the memtable
 // graph where one covers them (its drift.ef_search nearest), else from a
 // brute-force pass over L0.
 //
-// A batch is the next best candidates (by SQ8 distance) of the buckets
+// A batch is the next best candidates (by estimated distance) of the buckets
 // probed so far, re-ranked exactly: drift.rerank of them in the first
 // batch of a round of probes, twice as many in each batch after it (a
 // LIMIT 10 reads few full vectors, a large LIMIT few batches); the first
@@ -14,7 +14,7 @@
 // read fewer than drift.max_scan_tuples candidates and uses less than
 // drift.scan_mem_multiplier x work_mem. Rows come in exact order
 // within a batch. A later batch can hold rows closer than some already
-// returned (the SQ8 order is approximate, and rows the executor discards,
+// returned (the codes' order is approximate, and rows the executor discards,
 // such as deleted ones, use up a batch): with drift.strict_order (the
 // default) they are skipped, so every scan returns rows in exact distance
 // order; without it they come out of order.
@@ -31,7 +31,6 @@
 
 #include "../core/distance.hpp"
 #include "../core/routing.hpp"
-#include "../core/sq8.hpp"
 #include "../core/topk.hpp"
 #include "../storage/buffers.h"
 #include "../storage/chains.h"
@@ -48,10 +47,10 @@ extern "C" {
 #include "utils/snapmgr.h"
 }
 
-// A candidate from a bucket: SQ8 distance, TID, where its vector is, and
-// its bucket.
+// A candidate from a bucket: its code's estimated distance and the least
+// its exact distance can be, TID, where its vector is, and its bucket.
 struct ScanCand {
-    float approx;
+    float approx, lower;
     ItemPointerData tid;
     uint16 slot;
     BlockNumber cold;
@@ -79,8 +78,9 @@ struct DriftScanOpaqueData {
     uint32 dim;
     float *query;           /* dim floats; unit length for cosine */
     float *widened;         /* dim floats: a stored vector of a half-precision index */
-    drift::Sq8Query table;  /* per-query SQ8 table */
-    drift::Sq8Query old_table; /* the same for the previous quantizer, if buckets still use it */
+    drift::CodeQuery table;  /* per-query table of the codes */
+    drift::CodeQuery old_table; /* the same for the previous quantizer, if buckets still use it */
+    float *centre;          /* RaBitQ: the rotated centre of the bucket being probed */
     bool *old_quant;        /* per bucket: coded with the previous quantizer */
     drift::Candidate *order; /* buckets by centroid distance; sorted up to `probed` */
     BlockNumber *heads;      /* head page of each bucket */
@@ -280,7 +280,7 @@ static void route(IndexScanDesc scan, const DriftInfo *info) {
 }
 
 // Starts a scan: the query, the first batch with every L0 row, the bucket
-// order and the SQ8 table.
+// order and the codes' table.
 static void start_scan(IndexScanDesc scan) {
     DriftScanOpaque so = (DriftScanOpaque) scan->opaque;
     Relation index = scan->indexRelation;
@@ -366,15 +366,13 @@ static void start_scan(IndexScanDesc scan) {
     double first = double(drift_info_rows(info)) * Min(nb, uint32(so->set.probes)) / Max(nb, 1u);
     reserve(so, so->cands, 0, so->capcands, Size(Min(first, 1e7)) + 64);
 
-    drift::Sq8 q{dim, info->lo, info->scale};
-    so->table.a = (float *) palloc(sizeof(float) * dim);
-    so->table.b = (float *) palloc(sizeof(float) * dim);
-    drift::sq8_prepare(q, so->metric, so->query, so->table);
-    if (info->old_lo != NULL) {
-        drift::Sq8 oq{dim, info->old_lo, info->old_scale};
-        so->old_table.a = (float *) palloc(sizeof(float) * dim);
-        so->old_table.b = (float *) palloc(sizeof(float) * dim);
-        drift::sq8_prepare(oq, so->metric, so->query, so->old_table);
+    Size qfloats = drift::code_query_floats(drift::CodeKind(so->meta.code_kind), dim);
+    so->centre = (float *) palloc(sizeof(float) * drift::rabitq_padded(dim));
+    drift::code_prepare(drift_quantizer(info, false), so->metric, so->query, so->table,
+                        (float *) palloc(sizeof(float) * qfloats));
+    if (info->old_quant != NULL) {
+        drift::code_prepare(drift_quantizer(info, true), so->metric, so->query, so->old_table,
+                            (float *) palloc(sizeof(float) * qfloats));
         so->old_quant = (bool *) palloc(sizeof(bool) * nbk);
         for (uint32 b = 0; b < so->meta.nbuckets; b++) so->old_quant[b] = drift_bucket_old_quant(info, b);
     }
@@ -384,13 +382,23 @@ static void start_scan(IndexScanDesc scan) {
 // Scans one bucket chain, adding a candidate per live entry.
 static void probe_bucket(IndexScanDesc scan, uint32 bucket) {
     DriftScanOpaque so = (DriftScanOpaque) scan->opaque;
-    const drift::Sq8Query *table = so->old_quant && so->old_quant[bucket] ? &so->old_table : &so->table;
+    drift::CodeQuery *table = so->old_quant && so->old_quant[bucket] ? &so->old_table : &so->table;
     Relation index = scan->indexRelation;
     const DriftMetaPageData *meta = &so->meta;
     DriftCursor c;
     drift_cursor_begin(&c, index, so->heads[bucket], DRIFT_PAGE_HOT, so->chains[bucket], meta, BUFFER_LOCK_SHARE);
     for (Page page; (page = drift_cursor_next(&c)) != NULL;) {
         DriftHotHeader *h = drift_hot_header(page);
+        if (table->kind == drift::CodeKind::RaBitQ && drift_cursor_block(&c) == so->heads[bucket]) {
+            // The codes of a RaBitQ chain are relative to the centre on its first page.
+            if (h->centre_bytes != drift_centre_bytes(meta->code_kind, meta->dim)) {
+                BlockNumber blkno = drift_cursor_block(&c);
+                drift_cursor_end(&c);
+                drift_corrupt(index, blkno, "A chain's first page has no centre.");
+            }
+            drift_hot_centre(page, so->centre);
+            drift::code_set_centre(*table, so->centre);
+        }
         ItemPointerData *tids = drift_hot_tids(page);
         for (uint16 s = 0; s < h->nslots; s++) {
             if (!ItemPointerIsValid(&tids[s])) continue;
@@ -400,9 +408,9 @@ static void probe_bucket(IndexScanDesc scan, uint32 bucket) {
                 drift_cursor_end(&c);
                 drift_corrupt(index, blkno, "A slot has no cold page.");
             }
-            float d = drift::sq8_distance(*table, drift_hot_code(page, meta->dim, s));
+            float lower, d = drift::code_distance(*table, drift_hot_code(page, meta->code_bytes, s), &lower);
             append(so, so->cands, so->ncands, so->capcands,
-                   ScanCand{d, tids[s], uint16(s % meta->cold_cap), h->cold[ci], bucket});
+                   ScanCand{d, lower, tids[s], uint16(s % meta->cold_cap), h->cold[ci], bucket});
             so->scanned++;
             if (so->target) note_distance(so, d);
         }
@@ -515,10 +523,8 @@ static void rerank(IndexScanDesc scan, Size from, Size to) {
 // (infinity if none is left).
 static float next_bound(DriftScanOpaque so) {
     float m = std::numeric_limits<float>::infinity();
-    for (Size i = so->candpos; i < so->ncands; i++) m = Min(m, so->cands[i].approx);
-    if (m == std::numeric_limits<float>::infinity()) return m;
-    float bound = drift::sq8_lower_bound(so->table, m);
-    return so->old_quant ? Min(bound, drift::sq8_lower_bound(so->old_table, m)) : bound;
+    for (Size i = so->candpos; i < so->ncands; i++) m = Min(m, so->cands[i].lower);
+    return m;
 }
 
 // True if the scan may probe another bucket: one is left within

@@ -70,8 +70,8 @@ Datum drift_index_stats(PG_FUNCTION_ARGS) {
         TupleDesc desc;
         if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE) elog(ERROR, "return type must be a row type");
         static const char *metrics[] = {"?", "l2", "inner_product", "cosine"};
-        Datum v[26];
-        bool nulls[26] = {false};
+        Datum v[27];
+        bool nulls[27] = {false};
         v[0] = Int32GetDatum(int32(meta.dim));
         v[1] = CStringGetTextDatum(meta.metric <= 3 ? metrics[meta.metric] : "?");
         v[2] = Int32GetDatum(int32(meta.live_buckets));
@@ -102,6 +102,8 @@ Datum drift_index_stats(PG_FUNCTION_ARGS) {
         v[24] = Int64GetDatum(int64(samples));
         v[25] = Float8GetDatum(drift_lid_load(meta.data_lid));
         nulls[25] = meta.data_lid == 0;
+        v[26] = CStringGetTextDatum(meta.code_kind == DRIFT_CODE_RABITQ ? "rabitq" : "sq8");
+        nulls[26] = meta.dim == 0;  // (the kind is fixed with the dimension)
         PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, v, nulls)));
     });
 }

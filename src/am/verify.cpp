@@ -126,6 +126,9 @@ static uint64 verify_bucket(Verifier *v, uint32 b, BlockNumber head, BlockNumber
         uint16 valid = 0;
         for (uint16 s = 0; s < h->nslots; s++) valid += ItemPointerIsValid(&tids[s]);
         if (valid != h->nlive) report(v, blkno, "header counts %u live entries, the page holds %u", h->nlive, valid);
+        uint32 centre = blkno == head ? drift_centre_bytes(v->meta.code_kind, v->meta.dim) : 0;
+        if (h->centre_bytes != centre)
+            report(v, blkno, "the page keeps a centre of %u bytes, not %u", h->centre_bytes, centre);
         live += valid;
         verify_cold(v, blkno, h, tids, chain);
         last = blkno;

@@ -48,6 +48,12 @@ void scalar_l2sq_x4(const float *const *q, const float *c, size_t n, float *out)
     for (size_t j = 0; j < 4; ++j) out[j] = scalar_l2sq(q[j], c, n);
 }
 
+float scalar_sign_dot(const float *v, const uint8_t *bits, size_t n) {
+    float s = 0;
+    for (size_t i = 0; i < n; ++i) s += ((bits[i / 8] >> (i % 8)) & 1) ? v[i] : -v[i];
+    return s;
+}
+
 void scalar_dot_4x2(const float *const *x, const float *c0, const float *c1, size_t n, float *out) {
     for (size_t i = 0; i < 4; ++i) {
         out[2 * i] = scalar_dot(x[i], c0, n);
@@ -61,7 +67,7 @@ struct Registry {
     size_t n = 0;
     Registry() {
         sets[n++] = Kernels{"scalar",       scalar_l2sq,    scalar_dot,     scalar_sq8_l2, scalar_sq8_dot,
-                            scalar_l2sq_x4, scalar_dot_4x2, halves_to_float_scalar};
+                            scalar_l2sq_x4, scalar_dot_4x2, halves_to_float_scalar, scalar_sign_dot};
 #if defined(__x86_64__)
         auto cpu = xsimd::available_architectures();
         unsigned a, b, c, d;

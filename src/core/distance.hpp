@@ -24,6 +24,9 @@ struct Kernels {
     void (*dot_4x2)(const float *const *x, const float *c0, const float *c1, size_t n, float *out);
     // Widens n IEEE half-precision values to floats.
     void (*halves_to_float)(const uint16_t *h, float *out, size_t n);
+    // Sum of v[i] where bit i of bits (bit i % 8 of byte i / 8) is set,
+    // minus v[i] where it is not; n a multiple of 8.
+    float (*sign_dot)(const float *v, const uint8_t *bits, size_t n);
 };
 
 // The kernels chosen for this CPU (chosen on first use; call once at load).

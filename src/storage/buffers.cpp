@@ -58,7 +58,10 @@ const char *drift_meta_problem(const DriftMetaPageData *meta, char *buf, Size bu
         return "The metapage names an unknown vector kind.";
     if (dim > drift_max_dim(meta->vec_kind)) return "The metapage's dimension is invalid.";
     uint16 cold = dim ? drift_vec_capacity(dim, meta->vec_kind) : 0;
-    if (meta->cold_cap != cold || meta->hot_cap != (dim ? drift_hot_capacity(dim, cold) : 0) ||
+    if ((meta->code_kind != DRIFT_CODE_SQ8 && meta->code_kind != DRIFT_CODE_RABITQ) || meta->opt_codes > DRIFT_CODES_RABITQ)
+        return "The metapage names an unknown code kind.";
+    if (meta->code_bytes != drift_code_bytes(meta->code_kind, dim) || meta->cold_cap != cold ||
+        meta->hot_cap != (dim ? drift_hot_capacity(meta->code_bytes, cold) : 0) ||
         meta->dir_cap != (dim ? drift_dir_capacity(dim, meta->vec_kind) : 0))
         return "The metapage's page capacities do not match its dimension.";
     if (meta->metric < uint16(drift::Metric::L2) || meta->metric > uint16(drift::Metric::Cosine))

@@ -37,10 +37,11 @@ void drift_hot_put(const DriftMetaPageData *meta, Page hot, Page cold, uint16 s,
     DriftHotHeader *h = drift_hot_header(hot);
     if (s >= h->nslots) {
         h->nslots = s + 1;
+        h->code_bytes = uint16(meta->code_bytes);
         drift_page_set_bounds(hot, meta->dim);
     }
     drift_hot_tids(hot)[s] = *tid;
-    memcpy(drift_hot_code(hot, meta->dim, s), code, meta->dim);
+    memcpy(drift_hot_code(hot, meta->code_bytes, s), code, meta->code_bytes);
     h->nlive++;
     drift_vec_put(cold, meta->dim, s % meta->cold_cap, tid, vec);
     // Cold pages count only their slots; liveness is the hot page's.
@@ -108,7 +109,7 @@ BlockNumber drift_write_blob(Relation index, ForkNumber fork, uint32 chain, cons
 }
 
 void drift_chain_start(ChainWriter *w, Relation index, ForkNumber fork, const DriftMetaPageData *meta, bool wal,
-                       uint32 chain, uint32 bucket) {
+                       uint32 chain, uint32 bucket, const uint16 *centre) {
     w->index = index;
     w->fork = fork;
     w->meta = meta;
@@ -119,6 +120,7 @@ void drift_chain_start(ChainWriter *w, Relation index, ForkNumber fork, const Dr
     w->cold = InvalidBuffer;
     Page page = drift_unlogged_edit(w->hot);
     drift_hot_header(page)->bucket = bucket;
+    if (centre != NULL) drift_hot_set_centre(page, centre, drift_centre_bytes(meta->code_kind, meta->dim));
     drift_unlogged_end(w->hot);
     w->head = w->tail = BufferGetBlockNumber(w->hot);
     w->n = 0;
@@ -128,7 +130,7 @@ void drift_chain_add(ChainWriter *w, ItemPointer tid, const uint8 *code, const f
     const DriftMetaPageData *meta = w->meta;
     Page hot = drift_unlogged_edit(w->hot);
     DriftHotHeader *h = drift_hot_header(hot);
-    if (h->nslots == meta->hot_cap) {
+    if (h->nslots == drift_hot_page_capacity(meta, hot)) {
         Buffer nbuf = writer_page(w, DRIFT_PAGE_HOT);
         DriftPageGetOpaque(hot)->next = BufferGetBlockNumber(nbuf);
         drift_unlogged_end(w->hot);
@@ -185,7 +187,7 @@ void drift_bucket_append(Relation index, const DriftMetaPageData *meta, DriftDir
     uint32 bucket = drift_hot_header(BufferGetPage(buf))->bucket;
     uint32 i = 0;
     while (i < n) {
-        int s = hot_free_slot(BufferGetPage(buf), meta->hot_cap);
+        int s = hot_free_slot(BufferGetPage(buf), drift_hot_page_capacity(meta, BufferGetPage(buf)));
         if (s >= 0) {
             // Fill free slots whose vectors go to the same cold page, in one record.
             DriftHotHeader *h = drift_hot_header(BufferGetPage(buf));
@@ -202,10 +204,10 @@ void drift_bucket_append(Relation index, const DriftMetaPageData *meta, DriftDir
                 h->cold[h->ncold++] = BufferGetBlockNumber(cbuf);
             }
             while (i < n && s >= 0 && s / meta->cold_cap == ci) {
-                drift_hot_put(meta, hot, cold, uint16(s), (ItemPointer) &tids[i], codes + Size(i) * dim,
+                drift_hot_put(meta, hot, cold, uint16(s), (ItemPointer) &tids[i], codes + Size(i) * meta->code_bytes,
                               vecs + Size(i) * dim);
                 i++;
-                s = hot_free_slot(hot, meta->hot_cap);
+                s = hot_free_slot(hot, drift_hot_page_capacity(meta, hot));
             }
             GenericXLogFinish(st);
             UnlockReleaseBuffer(cbuf);
@@ -228,7 +230,7 @@ void drift_bucket_append(Relation index, const DriftMetaPageData *meta, DriftDir
         h->ncold = 1;
         h->cold[0] = BufferGetBlockNumber(cbuf);
         for (uint16 s2 = 0; i < n && s2 < meta->cold_cap; s2++, i++)
-            drift_hot_put(meta, hot, cold, s2, (ItemPointer) &tids[i], codes + Size(i) * dim, vecs + Size(i) * dim);
+            drift_hot_put(meta, hot, cold, s2, (ItemPointer) &tids[i], codes + Size(i) * meta->code_bytes, vecs + Size(i) * dim);
         DriftPageGetOpaque(old)->next = BufferGetBlockNumber(nbuf);
         drift_dir_entry(dpage, dim, dir.slot)->tail = BufferGetBlockNumber(nbuf);
         GenericXLogFinish(st);
@@ -345,9 +347,12 @@ BlockNumber drift_l0_close(Relation index, const DriftMetaPageData *meta) {
 }
 
 void drift_free_pages(Relation index, Buffer *bufs, int n, uint64 xid) {
-    GenericXLogState *st = GenericXLogStart(index);
-    for (int i = 0; i < n; i++) drift_page_set_free(GenericXLogRegisterBuffer(st, bufs[i], 0), xid);
-    GenericXLogFinish(st);
+    for (int i = 0; i < n; i += MAX_GENERIC_XLOG_PAGES) {
+        GenericXLogState *st = GenericXLogStart(index);
+        for (int j = i; j < Min(n, i + MAX_GENERIC_XLOG_PAGES); j++)
+            drift_page_set_free(GenericXLogRegisterBuffer(st, bufs[j], 0), xid);
+        GenericXLogFinish(st);
+    }
     for (int i = 0; i < n; i++) {
         BlockNumber blkno = BufferGetBlockNumber(bufs[i]);
         UnlockReleaseBuffer(bufs[i]);

@@ -43,9 +43,11 @@ struct ChainWriter {
     uint32 n;
 };
 
-// Starts a chain of one empty hot page for `bucket` with chain id `chain`.
+// Starts a chain of one empty hot page for `bucket` with chain id `chain`;
+// with RaBitQ codes, centre is the chain's rotated centre in halves
+// (drift::rabitq_centre), kept on that page (NULL for SQ8 codes).
 void drift_chain_start(ChainWriter *w, Relation index, ForkNumber fork, const DriftMetaPageData *meta, bool wal,
-                       uint32 chain, uint32 bucket);
+                       uint32 chain, uint32 bucket, const uint16 *centre);
 
 // Appends one entry to the chain being written.
 void drift_chain_add(ChainWriter *w, ItemPointer tid, const uint8 *code, const float *vec);
@@ -53,7 +55,7 @@ void drift_chain_add(ChainWriter *w, ItemPointer tid, const uint8 *code, const f
 // Finishes the chain: w->head and w->tail name its first and last hot pages.
 void drift_chain_finish(ChainWriter *w);
 
-// Appends n entries (tids[i], codes + i*dim, vecs + i*dim) to bucket chain
+// Appends n entries (tids[i], codes + i*code_bytes, vecs + i*dim) to bucket chain
 // `chain` whose directory entry is at dir, filling free slots of its tail
 // page, then new tail pages. The caller holds the maintenance lock, so no
 // one else appends to bucket chains.
@@ -81,7 +83,7 @@ void drift_vec_put(Page page, uint32 dim, uint16 slot, ItemPointer tid, const fl
 
 
 // Marks n (at most DRIFT_MAX_COLD_PER_HOT) exclusively locked pages FREE,
-// freed at xid (see DriftFreeData), in one WAL record, unlocks and releases
+// freed at xid (see DriftFreeData), four to a WAL record, unlocks and releases
 // them, and records them in the free space map.
 void drift_free_pages(Relation index, Buffer *bufs, int n, uint64 xid);
 

@@ -1,5 +1,6 @@
 // Page initialization, capacities and corruption checks.
 // (src/core before any server header: see src/core/core.hpp.)
+#include "../core/codes.hpp"
 #include "../core/distance.hpp"
 #include "../core/half.hpp"
 #include "pages.h"
@@ -12,10 +13,43 @@ uint16 drift_vec_capacity(uint32 dim, uint16 kind) {
     return uint16((DRIFT_PAGE_USABLE - MAXALIGN(sizeof(DriftVecHeader))) / drift_vec_stride(dim, kind));
 }
 
+uint32 drift_code_bytes(uint16 code_kind, uint32 dim) { return uint32(drift::code_bytes(drift::CodeKind(code_kind), dim)); }
+
+uint32 drift_centre_bytes(uint16 code_kind, uint32 dim) {
+    return code_kind == DRIFT_CODE_RABITQ ? uint32(sizeof(uint16) * drift::rabitq_padded(dim)) : 0;
+}
+
+uint32 drift_rabitq_max_dim() {
+    Size room = DRIFT_PAGE_USABLE - MAXALIGN(sizeof(DriftHotHeader)) - sizeof(ItemPointerData);
+    uint32 d = 8;
+    while (drift_centre_bytes(DRIFT_CODE_RABITQ, d + 8) + drift_code_bytes(DRIFT_CODE_RABITQ, d + 8) <= room) d += 8;
+    return d;
+}
+
+uint16 drift_hot_page_capacity(const DriftMetaPageData *meta, Page page) {
+    uint16 centre = drift_hot_header(page)->centre_bytes;
+    if (centre == 0) return meta->hot_cap;
+    Size room = DRIFT_PAGE_USABLE - MAXALIGN(sizeof(DriftHotHeader));
+    room = room > centre ? room - centre : 0;
+    return uint16(Min(Size(meta->hot_cap), room / (sizeof(ItemPointerData) + meta->code_bytes)));
+}
+
+void drift_hot_set_centre(Page page, const uint16 *halves, uint32 nbytes) {
+    Assert(drift_hot_header(page)->nslots == 0);
+    drift_hot_header(page)->centre_bytes = uint16(nbytes);
+    memcpy((char *) page + ((PageHeader) page)->pd_special - nbytes, halves, nbytes);
+    drift_page_set_bounds(page, 0);
+}
+
+void drift_hot_centre(Page page, float *rc) {
+    uint16 n = drift_hot_header(page)->centre_bytes / sizeof(uint16);
+    drift::kernels().halves_to_float((const uint16 *) ((char *) page + ((PageHeader) page)->pd_special) - n, rc, n);
+}
+
 uint32 drift_max_dim(uint16 kind) { return kind == DRIFT_VEC_HALF ? 4000 : 2000; }
 
-uint16 drift_hot_capacity(uint32 dim, uint16 cold_cap) {
-    uint32 cap = uint32((DRIFT_PAGE_USABLE - MAXALIGN(sizeof(DriftHotHeader))) / (sizeof(ItemPointerData) + dim));
+uint16 drift_hot_capacity(uint32 code_bytes, uint16 cold_cap) {
+    uint32 cap = uint32((DRIFT_PAGE_USABLE - MAXALIGN(sizeof(DriftHotHeader))) / (sizeof(ItemPointerData) + code_bytes));
     cap = Min(cap, uint32(cold_cap) * DRIFT_MAX_COLD_PER_HOT);
     return uint16(Min(cap, uint32(PG_UINT16_MAX)));
 }
@@ -23,7 +57,23 @@ uint16 drift_hot_capacity(uint32 dim, uint16 cold_cap) {
 void drift_meta_set_dim(DriftMetaPageData *meta, uint32 dim) {
     meta->dim = dim;
     meta->cold_cap = dim ? drift_vec_capacity(dim, meta->vec_kind) : 0;
-    meta->hot_cap = dim ? drift_hot_capacity(dim, meta->cold_cap) : 0;
+    drift::CodeKind kind = meta->opt_codes == DRIFT_CODES_SQ8      ? drift::CodeKind::Sq8
+                           : meta->opt_codes == DRIFT_CODES_RABITQ ? drift::CodeKind::RaBitQ
+                                                                    : drift::default_code_kind(dim);
+    // A RaBitQ chain's first page keeps its centre and at least one slot.
+    Size room = DRIFT_PAGE_USABLE - MAXALIGN(sizeof(DriftHotHeader));
+    bool fits = drift_centre_bytes(DRIFT_CODE_RABITQ, dim) + sizeof(ItemPointerData) +
+                    drift_code_bytes(DRIFT_CODE_RABITQ, dim) <= room;
+    if (kind == drift::CodeKind::RaBitQ && !fits) {
+        if (meta->opt_codes == DRIFT_CODES_RABITQ)
+            ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+                            errmsg("RaBitQ codes take at most %u dimensions, not %u", drift_rabitq_max_dim(), dim),
+                            errhint("Index wider vectors WITH (codes = sq8).")));
+        kind = drift::CodeKind::Sq8;
+    }
+    meta->code_kind = uint16(kind);
+    meta->code_bytes = uint16(drift_code_bytes(meta->code_kind, dim));
+    meta->hot_cap = dim ? drift_hot_capacity(meta->code_bytes, meta->cold_cap) : 0;
     meta->dir_cap = dim ? drift_dir_capacity(dim, meta->vec_kind) : 0;
 }
 
@@ -102,7 +152,7 @@ static void expected_bounds(Page page, uint32 dim, Size *lower, Size *upper) {
         case DRIFT_PAGE_HOT: {
             uint16 n = drift_hot_header(page)->nslots;
             *lower = contents + sizeof(DriftHotHeader) + sizeof(ItemPointerData) * n;
-            *upper -= Size(n) * dim;
+            *upper -= drift_hot_header(page)->centre_bytes + Size(n) * drift_hot_header(page)->code_bytes;
             break;
         }
         case DRIFT_PAGE_COLD:
@@ -166,7 +216,10 @@ const char *drift_page_problem(Page page, uint16 type, const DriftMetaPageData *
     switch (type) {
         case DRIFT_PAGE_HOT: {
             DriftHotHeader *h = drift_hot_header(page);
-            ok = h->nslots <= meta->hot_cap && h->nlive <= h->nslots && h->ncold <= DRIFT_MAX_COLD_PER_HOT;
+            if (h->nslots > 0 && h->code_bytes != meta->code_bytes) return "The page's code size is not the metapage's.";
+            if (h->centre_bytes != 0 && h->centre_bytes != drift_centre_bytes(meta->code_kind, meta->dim))
+                return "The page's centre size does not match the metapage.";
+            ok = h->nslots <= drift_hot_page_capacity(meta, page) && h->nlive <= h->nslots && h->ncold <= DRIFT_MAX_COLD_PER_HOT;
             break;
         }
         case DRIFT_PAGE_COLD:

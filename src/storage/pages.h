@@ -1,10 +1,13 @@
 // drift's on-disk format: every page type, struct and magic number of an
 // index relation, in one place.
 //
-// Block 0 is the metapage. The quantizer is a chain of blob pages (lo[dim]
-// then scale[dim] as one byte stream). The centroid directory is a chain of
+// Block 0 is the metapage. The quantizer is a chain of blob pages (two
+// arrays of dim floats as one byte stream: SQ8's lo and scale, or for
+// RaBitQ the training sample's mean and spread, for the record: RaBitQ
+// codes are made against each chain's own centre; the metapage's
+// code_kind says which). The centroid directory is a chain of
 // directory pages holding one fixed-size entry per bucket. A bucket is a
-// chain of hot pages; hot page slot i stores a heap TID and an SQ8 code
+// chain of hot pages; hot page slot i stores a heap TID and a code
 // (codes contiguous, for SIMD scans), and its full vector lives in cold page
 // cold[i / cold_cap] at position i % cold_cap. L0 is a chain of pages with
 // the cold layout, holding rows not yet assigned to a bucket. Every page
@@ -38,7 +41,7 @@
 #include "pg.hpp"
 
 #define DRIFT_MAGIC 0x44524946 /* "DRIF" */
-#define DRIFT_FORMAT_VERSION 3
+#define DRIFT_FORMAT_VERSION 4
 #define DRIFT_PAGE_ID 0xFD17
 #define DRIFT_METAPAGE_BLKNO 0
 
@@ -63,6 +66,18 @@ enum DriftVecKind : uint16 {
 // Bytes per stored element of kind (any other value reads as float4; page
 // checks refuse it).
 inline Size drift_elem_size(uint16 kind) { return kind == DRIFT_VEC_HALF ? 2 : 4; }
+
+// What a bucket keeps of each row for the scan's first pass (the values of
+// drift::CodeKind, src/core/codes.hpp): an SQ8 code, or a RaBitQ code.
+enum DriftCodeKind : uint16 {
+    DRIFT_CODE_SQ8 = 0,
+    DRIFT_CODE_RABITQ = 1,
+};
+
+// The codes option: a kind, or chosen from the width (drift::default_code_kind).
+#define DRIFT_CODES_AUTO 0
+#define DRIFT_CODES_SQ8 1
+#define DRIFT_CODES_RABITQ 2
 
 // Special space of every drift page.
 struct DriftPageOpaqueData {
@@ -101,7 +116,7 @@ struct DriftRetired {
 // Chains retired while the list is full go to the overflow instead: every
 // chain id below overflow_chain that is not live counts as retired until
 // overflow_xid, then a sweep frees their pages.
-#define DRIFT_MAX_RETIRED 384
+#define DRIFT_MAX_RETIRED 383
 
 // Block 0.
 struct DriftMetaPageData {
@@ -144,6 +159,11 @@ struct DriftMetaPageData {
     uint16 data_lid;        /* the rows' intrinsic dimension when last sampled (training, requantizing), x100; 0 = unknown */
     uint32 moving_bucket;   /* the bucket rows are leaving, */
     uint32 moving_chain;    /* and its chain: its rows may also be in other buckets */
+    uint16 code_kind;       /* DriftCodeKind of every bucket's codes (fixed with dim) */
+    uint16 code_bytes;      /* bytes of one code (from dim and code_kind) */
+    uint16 opt_codes;       /* the codes option as given at build: DRIFT_CODES_* */
+    uint16 unused16;
+    uint32 reserved[3];     /* zeros */
     DriftRetired retired[DRIFT_MAX_RETIRED];
 };
 typedef DriftMetaPageData *DriftMetaPage;
@@ -196,16 +216,24 @@ struct DriftDirHeader {
     uint16 unused;
 };
 
-#define DRIFT_MAX_COLD_PER_HOT 4
+// Cold pages one hot page may have: enough for a page of RaBitQ codes
+// (about 210 slots at 128 dimensions, 15 vectors a cold page; 67 at 768,
+// two a cold page).
+#define DRIFT_MAX_COLD_PER_HOT 40
 
-// Header of a hot page. TIDs follow it (tids[nslots], growing up); SQ8 codes
-// grow down from the special space (slot s's dim bytes end where slot s-1's
+// Header of a hot page. TIDs follow it (tids[nslots], growing up); codes
+// (meta->code_bytes each) grow down from the special space, below the
+// chain's centre on its first page (RaBitQ: rabitq_padded(dim) half floats,
+// the bucket's rotated centre its codes were made against; see
+// src/core/rabitq.hpp). Codes from the special space (slot s's dim bytes end where slot s-1's
 // begin). A free slot has an invalid TID.
 struct DriftHotHeader {
     uint32 bucket; /* the bucket whose chain this page belongs to */
     uint16 nslots; /* slots ever used (high-water mark) */
     uint16 nlive;  /* slots holding a valid TID */
     uint16 ncold;  /* cold pages allocated so far */
+    uint16 code_bytes; /* bytes of each slot's code (the metapage's; set with the first slot) */
+    uint16 centre_bytes; /* bytes of the centre at the page's end (a RaBitQ chain's first page), else 0 */
     uint16 unused;
     BlockNumber cold[DRIFT_MAX_COLD_PER_HOT];
 };
@@ -234,15 +262,15 @@ static_assert(sizeof(DriftPageOpaqueData) == 12 && offsetof(DriftPageOpaqueData,
 static_assert(sizeof(DriftRetired) == 20, "retired chain entry");
 static_assert(offsetof(DriftMetaPageData, dim) == 8 && offsetof(DriftMetaPageData, nbuckets) == 16 &&
                   offsetof(DriftMetaPageData, quant_head) == 32 && offsetof(DriftMetaPageData, flushes) == 88 &&
-                  offsetof(DriftMetaPageData, released_xid_hi) == 160 && offsetof(DriftMetaPageData, retired) == 192 &&
-                  sizeof(DriftMetaPageData) == 192 + 20 * DRIFT_MAX_RETIRED,
+                  offsetof(DriftMetaPageData, released_xid_hi) == 160 && offsetof(DriftMetaPageData, code_kind) == 192 &&
+                  offsetof(DriftMetaPageData, retired) == 212 && sizeof(DriftMetaPageData) == 212 + 20 * DRIFT_MAX_RETIRED,
               "metapage layout");
 static_assert(sizeof(DriftFreeData) == 8 && sizeof(DriftBlobHeader) == 4 && sizeof(DriftDirHeader) == 8 &&
                   sizeof(DriftVecHeader) == 8 && offsetof(DriftMetaPageData, vec_kind) == 30,
               "page headers");
 static_assert(offsetof(DriftDirEntryData, chain) == 8 && offsetof(DriftDirEntryData, centroid) == 36,
               "directory entry layout");
-static_assert(offsetof(DriftHotHeader, cold) == 12 && sizeof(DriftHotHeader) == 28, "hot page header");
+static_assert(offsetof(DriftHotHeader, cold) == 16 && sizeof(DriftHotHeader) == 176, "hot page header");
 static_assert(sizeof(ItemPointerData) == 6 && offsetof(DriftVecEntryData, vec) == 8, "vector entry layout");
 
 // Usable bytes between the page header and the special space.
@@ -269,23 +297,43 @@ inline Size drift_vec_stride(uint32 dim, uint16 kind) {
 // centroid must each fit one page.
 uint32 drift_max_dim(uint16 kind);
 
-// Sets meta's dimension and the page capacities that follow from it and
-// from meta->vec_kind.
+// Sets meta's dimension, its code kind (from meta->opt_codes) and the code
+// size and page capacities that follow from them and meta->vec_kind.
 void drift_meta_set_dim(DriftMetaPageData *meta, uint32 dim);
 
 // Capacities of each page type for dimension dim and vector kind `kind`.
 uint16 drift_dir_capacity(uint32 dim, uint16 kind);
 uint16 drift_vec_capacity(uint32 dim, uint16 kind);
-uint16 drift_hot_capacity(uint32 dim, uint16 cold_cap);
+uint16 drift_hot_capacity(uint32 code_bytes, uint16 cold_cap);
+
+// Bytes of one code of kind code_kind (DriftCodeKind) at dimension dim.
+uint32 drift_code_bytes(uint16 code_kind, uint32 dim);
 
 inline DriftHotHeader *drift_hot_header(Page page) { return (DriftHotHeader *) PageGetContents(page); }
 inline ItemPointerData *drift_hot_tids(Page page) {
     return (ItemPointerData *) (PageGetContents(page) + sizeof(DriftHotHeader));
 }
-// The SQ8 code of slot s (dim bytes).
-inline uint8 *drift_hot_code(Page page, uint32 dim, uint16 s) {
-    return (uint8 *) page + ((PageHeader) page)->pd_special - Size(s + 1) * dim;
+// The code of slot s (code_bytes bytes).
+inline uint8 *drift_hot_code(Page page, uint32 code_bytes, uint16 s) {
+    return (uint8 *) page + ((PageHeader) page)->pd_special - drift_hot_header(page)->centre_bytes - Size(s + 1) * code_bytes;
 }
+
+// Slots a hot page of meta's index holds: fewer on a first page with a centre.
+uint16 drift_hot_page_capacity(const DriftMetaPageData *meta, Page page);
+
+// The widest vectors RaBitQ codes take: a chain's first page holds the
+// centre and one slot (3,736 dimensions; wider indexes default to SQ8).
+uint32 drift_rabitq_max_dim();
+
+// Bytes of a RaBitQ chain's centre at dimension dim (0 for SQ8 codes).
+uint32 drift_centre_bytes(uint16 code_kind, uint32 dim);
+
+// Stores the rotated centre (halves, drift_centre_bytes of them) at the end
+// of an empty first hot page.
+void drift_hot_set_centre(Page page, const uint16 *halves, uint32 nbytes);
+
+// The rotated centre of a chain's first hot page as floats (rc: rabitq_padded(dim) floats).
+void drift_hot_centre(Page page, float *rc);
 inline DriftVecHeader *drift_vec_header(Page page) { return (DriftVecHeader *) PageGetContents(page); }
 inline DriftVecEntry drift_vec_entry(Page page, uint32 dim, uint16 slot) {
     return (DriftVecEntry) (PageGetContents(page) + MAXALIGN(sizeof(DriftVecHeader)) +

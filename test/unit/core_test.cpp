@@ -7,6 +7,7 @@
 #include <cstring>
 #include <vector>
 
+#include "core/codes.hpp"
 #include "core/distance.hpp"
 #include "core/half.hpp"
 #include "core/hnsw.hpp"
@@ -90,6 +91,23 @@ TEST(Kernels, AgreeWithDoubleReference) {
                     EXPECT_NEAR(dots[2 * i + j], want, tol * std::max(1.0, std::fabs(want))) << "dot_4x2 " << i << j;
                 }
         }
+    }
+}
+
+// sign_dot on every kernel set against a double reference, for every
+// multiple of 8 up past the unrolled loops' widths.
+TEST(Kernels, SignDotAgreesWithDoubleReference) {
+    const drift::Kernels *sets[8];
+    size_t nsets = drift::available_kernels(sets, 8);
+    drift::Rng r{7};
+    for (size_t n = 8; n <= 1032; n += (n < 80 ? 8 : 248)) {
+        auto v = random_vec(r, n);
+        std::vector<uint8_t> bits(n / 8);
+        for (auto &b : bits) b = uint8_t(r.below(256));
+        double want = 0;
+        for (size_t i = 0; i < n; ++i) want += ((bits[i / 8] >> (i % 8)) & 1) ? double(v[i]) : -double(v[i]);
+        for (size_t s = 0; s < nsets; ++s)
+            EXPECT_NEAR(sets[s]->sign_dot(v.data(), bits.data(), n), want, 1e-5 * n) << sets[s]->name << " n=" << n;
     }
 }
 
@@ -273,6 +291,132 @@ TEST(Sq8, RejectsBadArguments) {
 }
 
 // Five well-separated blobs: k-means with k = 5 finds every centre.
+// The rotation keeps lengths and inner products (it is orthogonal), is the
+// same on every call, and spreads a unit axis over every coordinate.
+TEST(RaBitQ, RotationIsOrthogonal) {
+    drift::Rng r{11};
+    for (size_t dim : {1, 3, 8, 50, 128, 768, 784, 1000}) {
+        SCOPED_TRACE(dim);
+        auto a = random_vec(r, dim), b = random_vec(r, dim);
+        std::vector<float> ra(drift::rabitq_padded(dim)), rb(drift::rabitq_padded(dim)), again(ra.size());
+        drift::rabitq_rotate(a.data(), dim, ra.data());
+        drift::rabitq_rotate(b.data(), dim, rb.data());
+        drift::rabitq_rotate(a.data(), dim, again.data());
+        EXPECT_EQ(ra, again);
+        EXPECT_NEAR(ref_dot(ra.data(), rb.data(), dim), ref_dot(a.data(), b.data(), dim), 1e-4 * dim);
+        EXPECT_NEAR(ref_dot(ra.data(), ra.data(), dim), ref_dot(a.data(), a.data(), dim), 1e-4 * dim);
+        for (size_t j = dim; j < ra.size(); ++j) EXPECT_EQ(ra[j], 0.0f);
+        if (dim >= 50) {
+            std::vector<float> axis(dim, 0.0f), out(ra.size());
+            axis[dim - 1] = 1.0f;
+            drift::rabitq_rotate(axis.data(), dim, out.data());
+            size_t big = 0;
+            for (size_t j = 0; j < dim; ++j) big += std::fabs(out[j]) > 0.1f / std::sqrt(float(dim));
+            EXPECT_GT(big, dim * 3 / 4);  // spread out, not left on a few coordinates
+        }
+    }
+}
+
+// Rows around a moved centre, for each metric: the estimates rank the
+// nearest row high, their error stays inside the bound for all but two
+// pairs in 1,000 (kRabitqEpsilon), and the bound is not vacuous.
+TEST(RaBitQ, EstimatesStayWithinTheirBound) {
+    drift::Rng r{5};
+    for (Metric m : {Metric::L2, Metric::InnerProduct, Metric::Cosine})
+        for (size_t dim : {16, 128, 768}) {
+            SCOPED_TRACE(std::to_string(int(m)) + " dim=" + std::to_string(dim));
+            size_t n = 2000;
+            auto rows = random_rows(r, n, dim, 2, 4, m == Metric::Cosine);
+            std::vector<float> mean(dim), spread(dim), rc(drift::rabitq_padded(dim));
+            std::vector<uint16_t> halves(rc.size());
+            drift::rabitq_fit(rows.data(), n, dim, mean.data(), spread.data());
+            drift::rabitq_centre(mean.data(), dim, halves.data(), rc.data());
+            std::vector<uint8_t> codes(n * drift::rabitq_code_bytes(dim));
+            for (size_t i = 0; i < n; ++i)
+                drift::rabitq_encode(rc.data(), dim, &rows[i * dim], &codes[i * drift::rabitq_code_bytes(dim)]);
+            size_t broken = 0, pairs = 0, found = 0;
+            double abs_err = 0, slack = 0;
+            for (int qi = 0; qi < 50; ++qi) {
+                auto q = random_vec(r, dim, 2, 4);
+                if (m == Metric::Cosine) drift::normalize(q.data(), dim);
+                std::vector<float> mem(2 * drift::rabitq_padded(dim));
+                drift::RabitqQuery t;
+                t.rq = mem.data();
+                t.v = mem.data() + drift::rabitq_padded(dim);
+                drift::rabitq_prepare(dim, m, q.data(), t);
+                drift::rabitq_set_centre(t, rc.data());
+                std::vector<float> est(n);
+                size_t best = 0;
+                double best_d = HUGE_VAL;
+                for (size_t i = 0; i < n; ++i) {
+                    float lower;
+                    est[i] = drift::rabitq_distance(t, &codes[i * drift::rabitq_code_bytes(dim)], &lower);
+                    double exact = drift::order_distance(m, q.data(), &rows[i * dim], dim);
+                    broken += lower > exact + 1e-4 * std::max(1.0, std::fabs(exact));
+                    abs_err += std::fabs(est[i] - exact);
+                    slack += exact - lower;
+                    ++pairs;
+                    if (exact < best_d) best_d = exact, best = i;
+                }
+                // The exact nearest row is among the best 10% by estimate.
+                size_t ahead = 0;
+                for (size_t i = 0; i < n; ++i) ahead += est[i] < est[best];
+                found += ahead < n / 10;
+            }
+            EXPECT_LE(broken, pairs / 500) << "of " << pairs;  // (a bound with high probability)
+            EXPECT_GE(found, 45u);
+            EXPECT_LT(slack / pairs, 10 * abs_err / pairs + 1e-3);
+        }
+}
+
+// One dimension is coded exactly (the sign is all there is), and a centre
+// rounds to halves the same way for codes and queries.
+TEST(RaBitQ, OneDimensionIsExact) {
+    float c = 0.5f, x = 3.0f, y = -2.0f, rc[8], mem[16], lower;
+    uint16_t halves[8];
+    uint8_t code[32];
+    ASSERT_LE(drift::rabitq_code_bytes(1), sizeof(code));
+    drift::rabitq_centre(&c, 1, halves, rc);
+    drift::rabitq_encode(rc, 1, &x, code);
+    drift::RabitqQuery t;
+    t.rq = mem;
+    t.v = mem + 8;
+    for (Metric m : {Metric::L2, Metric::InnerProduct}) {
+        drift::rabitq_prepare(1, m, &y, t);
+        drift::rabitq_set_centre(t, rc);
+        EXPECT_NEAR(drift::rabitq_distance(t, code, &lower), drift::order_distance(m, &y, &x, 1), 1e-4);
+        EXPECT_NEAR(lower, drift::order_distance(m, &y, &x, 1), 1e-4);
+    }
+    // A centre beyond half range is clamped, not made infinite.
+    float big[3] = {1e6f, -1e6f, 3.0f}, rbig[8];
+    uint16_t hbig[8];
+    drift::rabitq_centre(big, 3, hbig, rbig);
+    for (float v : rbig) EXPECT_TRUE(std::isfinite(v));
+}
+
+// The index-wide quantizers: RaBitQ keeps the sample's mean and spread and
+// never asks to be fitted again (codes are relative to each bucket's centre);
+// SQ8 does when rows fall outside its ranges.
+TEST(Codes, FitAndMisfit) {
+    drift::Rng r{3};
+    size_t n = 1000, dim = 32;
+    auto rows = random_rows(r, n, dim, -1, 1);
+    std::vector<float> q(2 * dim), s(2 * dim);
+    drift::quantizer_fit(drift::CodeKind::RaBitQ, rows.data(), n, dim, 1.0f, q.data(), q.data() + dim);
+    for (size_t j = 0; j < dim; ++j) EXPECT_NEAR(q[j], 0.0f, 0.1f);
+    for (size_t j = 0; j < dim; ++j) EXPECT_NEAR(q[dim + j], 1.0f / std::sqrt(3.0f), 0.05f);
+    drift::quantizer_fit(drift::CodeKind::Sq8, rows.data(), n, dim, 1.0f, s.data(), s.data() + dim);
+    auto moved = random_rows(r, 100, dim, 3, 5);
+    EXPECT_FALSE(drift::quantizer_misfits(drift::Quantizer{drift::CodeKind::RaBitQ, dim, q.data(), q.data() + dim}, moved.data(), 100));
+    EXPECT_TRUE(drift::quantizer_misfits(drift::Quantizer{drift::CodeKind::Sq8, dim, s.data(), s.data() + dim}, moved.data(), 100));
+    EXPECT_EQ(drift::code_bytes(drift::CodeKind::RaBitQ, 768), 16u + 96u);
+    EXPECT_EQ(drift::code_bytes(drift::CodeKind::Sq8, 768), 768u);
+    EXPECT_EQ(drift::default_code_kind(128), drift::CodeKind::Sq8);
+    EXPECT_EQ(drift::default_code_kind(768), drift::CodeKind::RaBitQ);
+    EXPECT_THROW(drift::quantizer_fit(drift::CodeKind::RaBitQ, rows.data(), 0, dim, 1.0f, q.data(), q.data() + dim),
+                 drift::Error);
+}
+
 TEST(KMeans, FindsKnownClusters) {
     drift::Rng r{4};
     size_t dim = 16, per = 300, k = 5;
