@@ -1,5 +1,7 @@
 -- drift 0.3 -> 0.4: drift_index_stats shows the kind of code the index's
 -- buckets keep (the codes option, or the kind chosen from the width).
+-- The 0.4 library writes page format 4: REINDEX every drift index built
+-- by an earlier version (until then it reports format version 3).
 
 \echo Use "ALTER EXTENSION drift UPDATE TO '0.4'" to load this file. \quit
 

@@ -234,8 +234,14 @@ struct DriftCentre {
 // *centre for RaBitQ codes).
 drift::Quantizer drift_chain_quantizer(const DriftInfo *info, const float *c, DriftCentre *centre);
 
+// Frees what drift_chain_quantizer allocated in *centre.
+inline void drift_free_centre(DriftCentre *centre) {
+    if (centre->halves) pfree(centre->halves);
+    if (centre->rc) pfree(centre->rc);
+}
+
 // The quantizer bucket b's existing chain was coded with (for RaBitQ codes,
-// its centre, read from its first page).
+// its centre, read from its first page into palloc'd memory at q.a).
 drift::Quantizer drift_bucket_quantizer(Relation index, const DriftInfo *info, uint32 b);
 
 // The index's current metadata (valid until the next call on this index).

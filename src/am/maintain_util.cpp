@@ -126,6 +126,7 @@ void write_chain(Maint *m, uint32 chain, uint32 b, const Entries *e, const uint3
     }
     drift_chain_finish(w);
     pfree(code);
+    drift_free_centre(&centre);
 }
 
 // A bucket's radius over entries idx[0..n) of e around c (drift::radius_of).
@@ -280,6 +281,7 @@ void append_to_buckets(Maint *m, const Entries *e, const uint32 *idx, const uint
         // Codes in the quantizer the bucket's chain was written with.
         drift::Quantizer q = drift_bucket_quantizer(m->index, info, b);
         for (uint32 i = start[b]; i < start[b + 1]; i++) drift::encode(q, vecs + Size(i) * dim, codes + Size(i) * cb);
+        if (q.kind == drift::CodeKind::RaBitQ) pfree((void *) q.a);  // (its centre, read for this bucket)
         drift_bucket_append(m->index, &info->meta, drift_dir_slot(info, b), info->chains[b], cnt, tids + start[b],
                             codes + Size(start[b]) * cb, vecs + Size(start[b]) * dim);
     }

@@ -60,6 +60,8 @@ const char *drift_meta_problem(const DriftMetaPageData *meta, char *buf, Size bu
     uint16 cold = dim ? drift_vec_capacity(dim, meta->vec_kind) : 0;
     if ((meta->code_kind != DRIFT_CODE_SQ8 && meta->code_kind != DRIFT_CODE_RABITQ) || meta->opt_codes > DRIFT_CODES_RABITQ)
         return "The metapage names an unknown code kind.";
+    if (meta->code_kind == DRIFT_CODE_RABITQ && dim > drift_rabitq_max_dim())
+        return "The metapage's dimension is too wide for its code kind.";
     if (meta->code_bytes != drift_code_bytes(meta->code_kind, dim) || meta->cold_cap != cold ||
         meta->hot_cap != (dim ? drift_hot_capacity(meta->code_bytes, cold) : 0) ||
         meta->dir_cap != (dim ? drift_dir_capacity(dim, meta->vec_kind) : 0))

@@ -20,10 +20,13 @@ uint32 drift_centre_bytes(uint16 code_kind, uint32 dim) {
 }
 
 uint32 drift_rabitq_max_dim() {
-    Size room = DRIFT_PAGE_USABLE - MAXALIGN(sizeof(DriftHotHeader)) - sizeof(ItemPointerData);
-    uint32 d = 8;
-    while (drift_centre_bytes(DRIFT_CODE_RABITQ, d + 8) + drift_code_bytes(DRIFT_CODE_RABITQ, d + 8) <= room) d += 8;
-    return d;
+    static const uint32 widest = [] {
+        Size room = DRIFT_PAGE_USABLE - MAXALIGN(sizeof(DriftHotHeader)) - sizeof(ItemPointerData);
+        uint32 d = 8;
+        while (drift_centre_bytes(DRIFT_CODE_RABITQ, d + 8) + drift_code_bytes(DRIFT_CODE_RABITQ, d + 8) <= room) d += 8;
+        return d;
+    }();
+    return widest;
 }
 
 uint16 drift_hot_page_capacity(const DriftMetaPageData *meta, Page page) {

@@ -225,8 +225,8 @@ struct DriftDirHeader {
 // (meta->code_bytes each) grow down from the special space, below the
 // chain's centre on its first page (RaBitQ: rabitq_padded(dim) half floats,
 // the bucket's rotated centre its codes were made against; see
-// src/core/rabitq.hpp). Codes from the special space (slot s's dim bytes end where slot s-1's
-// begin). A free slot has an invalid TID.
+// src/core/rabitq.hpp): slot s's code ends where slot s-1's begins. A free
+// slot has an invalid TID.
 struct DriftHotHeader {
     uint32 bucket; /* the bucket whose chain this page belongs to */
     uint16 nslots; /* slots ever used (high-water mark) */
