@@ -261,11 +261,8 @@ static void write_trained(BuildState *bs, ForkNumber fork, DriftMetaPage meta) {
     meta->nbuckets = bs->k;
 
     // Bucket chains in bucket order (chain id b + 1); every bucket gets at least one page.
-    bool rabitq = meta->code_kind == DRIFT_CODE_RABITQ;
-    drift::Quantizer q{drift::CodeKind(meta->code_kind), dim, bs->lo, bs->scale};
-    Size padded = drift::rabitq_padded(dim);
-    uint16 *halves = rabitq ? (uint16 *) palloc(sizeof(uint16) * padded) : NULL;
-    float *rc = rabitq ? (float *) palloc(sizeof(float) * padded) : NULL;
+    drift::Quantizer base{drift::CodeKind(meta->code_kind), dim, bs->lo, bs->scale}, q = base;
+    DriftCentre centre = {NULL, NULL};
     uint8 *code = (uint8 *) palloc(meta->code_bytes);
     ChainWriter w;
     float radius = 0;
@@ -284,12 +281,9 @@ static void write_trained(BuildState *bs, ForkNumber fork, DriftMetaPage meta) {
             cur++;
             radius = 0;
             if (cur < int64(bs->k)) {
-                // A RaBitQ chain's codes are made against its bucket's centroid.
-                if (rabitq) {
-                    drift::rabitq_centre(bs->centroids + Size(cur) * dim, dim, halves, rc);
-                    q.a = rc;
-                }
-                drift_chain_start(&w, index, fork, meta, false, uint32(cur) + 1, uint32(cur), halves);
+                drift_free_centre(&centre);
+                q = drift_chain_quantizer(base, bs->centroids + Size(cur) * dim, &centre);
+                drift_chain_start(&w, index, fork, meta, false, uint32(cur) + 1, uint32(cur), centre.halves);
             }
         }
         if (!more) break;

@@ -230,9 +230,9 @@ struct DriftCentre {
     float *rc;
 };
 
-// The quantizer that codes a new chain whose centroid is c (filling
-// *centre for RaBitQ codes).
-drift::Quantizer drift_chain_quantizer(const DriftInfo *info, const float *c, DriftCentre *centre);
+// The quantizer that codes a new chain whose centroid is c: base itself
+// for SQ8, else one on the chain's centre (filled into *centre).
+drift::Quantizer drift_chain_quantizer(drift::Quantizer base, const float *c, DriftCentre *centre);
 
 // Frees what drift_chain_quantizer allocated in *centre.
 inline void drift_free_centre(DriftCentre *centre) {

@@ -115,7 +115,7 @@ void write_chain(Maint *m, uint32 chain, uint32 b, const Entries *e, const uint3
                  ChainWriter *w) {
     DriftInfo *info = m->info;
     DriftCentre centre;
-    drift::Quantizer q = drift_chain_quantizer(info, c, &centre);
+    drift::Quantizer q = drift_chain_quantizer(drift_quantizer(info, false), c, &centre);
     uint8 *code = (uint8 *) palloc(info->meta.code_bytes);
     drift_chain_start(w, m->index, MAIN_FORKNUM, &info->meta, m->wal, chain, b, centre.halves);
     for (uint32 i = 0; i < n; i++) {

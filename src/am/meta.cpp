@@ -184,18 +184,15 @@ Relation drift_open_index(Oid relid, LOCKMODE lockmode, DriftAccess access) {
     return index;
 }
 
-drift::Quantizer drift_chain_quantizer(const DriftInfo *info, const float *c, DriftCentre *centre) {
+drift::Quantizer drift_chain_quantizer(drift::Quantizer base, const float *c, DriftCentre *centre) {
     centre->halves = NULL;
     centre->rc = NULL;
-    drift::Quantizer q = drift_quantizer(info, false);
-    if (q.kind != drift::CodeKind::RaBitQ) return q;
-    Size padded = drift::rabitq_padded(q.dim);
+    if (base.kind != drift::CodeKind::RaBitQ) return base;
+    Size padded = drift::rabitq_padded(base.dim);
     centre->halves = (uint16 *) palloc(sizeof(uint16) * padded);
     centre->rc = (float *) palloc(sizeof(float) * padded);
-    drift::rabitq_centre(c, q.dim, centre->halves, centre->rc);
-    q.a = centre->rc;
-    q.b = NULL;
-    return q;
+    drift::rabitq_centre(c, base.dim, centre->halves, centre->rc);
+    return drift::Quantizer{base.kind, base.dim, centre->rc, NULL};
 }
 
 drift::Quantizer drift_bucket_quantizer(Relation index, const DriftInfo *info, uint32 b) {
@@ -203,13 +200,9 @@ drift::Quantizer drift_bucket_quantizer(Relation index, const DriftInfo *info, u
     if (q.kind != drift::CodeKind::RaBitQ) return q;
     float *rc = (float *) palloc(sizeof(float) * drift::rabitq_padded(q.dim));
     Buffer buf = drift_read_locked(index, info->heads[b], BUFFER_LOCK_SHARE, DRIFT_PAGE_HOT, &info->meta);
-    Page page = BufferGetPage(buf);
-    if (drift_hot_header(page)->centre_bytes != drift_centre_bytes(info->meta.code_kind, q.dim)) {
-        UnlockReleaseBuffer(buf);
-        drift_corrupt(index, info->heads[b], "A chain's first page has no centre.");
-    }
-    drift_hot_centre(page, rc);
+    bool found = drift_hot_centre(&info->meta, BufferGetPage(buf), rc);
     UnlockReleaseBuffer(buf);
+    if (!found) drift_corrupt(index, info->heads[b], "A chain's first page has no centre.");
     q.a = rc;
     q.b = NULL;
     return q;

@@ -391,12 +391,11 @@ static void probe_bucket(IndexScanDesc scan, uint32 bucket) {
         DriftHotHeader *h = drift_hot_header(page);
         if (table->kind == drift::CodeKind::RaBitQ && drift_cursor_block(&c) == so->heads[bucket]) {
             // The codes of a RaBitQ chain are relative to the centre on its first page.
-            if (h->centre_bytes != drift_centre_bytes(meta->code_kind, meta->dim)) {
+            if (!drift_hot_centre(meta, page, so->centre)) {
                 BlockNumber blkno = drift_cursor_block(&c);
                 drift_cursor_end(&c);
                 drift_corrupt(index, blkno, "A chain's first page has no centre.");
             }
-            drift_hot_centre(page, so->centre);
             drift::code_set_centre(*table, so->centre);
         }
         ItemPointerData *tids = drift_hot_tids(page);

@@ -44,9 +44,13 @@ void drift_hot_set_centre(Page page, const uint16 *halves, uint32 nbytes) {
     drift_page_set_bounds(page, 0);
 }
 
-void drift_hot_centre(Page page, float *rc) {
+bool drift_hot_centre(const DriftMetaPageData *meta, Page page, float *rc) {
+    if (drift_hot_header(page)->centre_bytes != drift_centre_bytes(meta->code_kind, meta->dim) ||
+        drift_hot_header(page)->centre_bytes == 0)
+        return false;
     uint16 n = drift_hot_header(page)->centre_bytes / sizeof(uint16);
     drift::kernels().halves_to_float((const uint16 *) ((char *) page + ((PageHeader) page)->pd_special) - n, rc, n);
+    return true;
 }
 
 uint32 drift_max_dim(uint16 kind) { return kind == DRIFT_VEC_HALF ? 4000 : 2000; }
@@ -63,11 +67,7 @@ void drift_meta_set_dim(DriftMetaPageData *meta, uint32 dim) {
     drift::CodeKind kind = meta->opt_codes == DRIFT_CODES_SQ8      ? drift::CodeKind::Sq8
                            : meta->opt_codes == DRIFT_CODES_RABITQ ? drift::CodeKind::RaBitQ
                                                                     : drift::default_code_kind(dim);
-    // A RaBitQ chain's first page keeps its centre and at least one slot.
-    Size room = DRIFT_PAGE_USABLE - MAXALIGN(sizeof(DriftHotHeader));
-    bool fits = drift_centre_bytes(DRIFT_CODE_RABITQ, dim) + sizeof(ItemPointerData) +
-                    drift_code_bytes(DRIFT_CODE_RABITQ, dim) <= room;
-    if (kind == drift::CodeKind::RaBitQ && !fits) {
+    if (kind == drift::CodeKind::RaBitQ && dim > drift_rabitq_max_dim()) {
         if (meta->opt_codes == DRIFT_CODES_RABITQ)
             ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
                             errmsg("RaBitQ codes take at most %u dimensions, not %u", drift_rabitq_max_dim(), dim),

@@ -332,8 +332,9 @@ uint32 drift_centre_bytes(uint16 code_kind, uint32 dim);
 // of an empty first hot page.
 void drift_hot_set_centre(Page page, const uint16 *halves, uint32 nbytes);
 
-// The rotated centre of a chain's first hot page as floats (rc: rabitq_padded(dim) floats).
-void drift_hot_centre(Page page, float *rc);
+// Reads the rotated centre of a RaBitQ chain's first hot page as floats
+// (rc: rabitq_padded(dim) floats); false if the page keeps none of meta's size.
+bool drift_hot_centre(const DriftMetaPageData *meta, Page page, float *rc);
 inline DriftVecHeader *drift_vec_header(Page page) { return (DriftVecHeader *) PageGetContents(page); }
 inline DriftVecEntry drift_vec_entry(Page page, uint32 dim, uint16 slot) {
     return (DriftVecEntry) (PageGetContents(page) + MAXALIGN(sizeof(DriftVecHeader)) +
