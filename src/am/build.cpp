@@ -48,6 +48,7 @@ struct BuildState {
     drift::Metric metric;
     uint16 kind; /* DriftVecKind the index stores */
     uint16 codes; /* the codes option (DRIFT_CODES_*) */
+    uint16 rerank; /* the rerank option (DriftRerank) */
     uint32 dim;
     int lists;
     float clip;
@@ -193,6 +194,7 @@ static void fill_meta(DriftMetaPage m, const BuildState *bs) {
     m->version = DRIFT_FORMAT_VERSION;
     m->vec_kind = bs->kind;
     m->opt_codes = bs->codes;
+    m->rerank = bs->rerank;
     drift_meta_set_dim(m, bs->dim);
     m->metric = uint16(bs->metric);
     m->generation = 1;
@@ -413,6 +415,12 @@ static void init_state(BuildState *bs, Relation heap, Relation index) {
     if (precision == DRIFT_PRECISION_HALF) bs->kind = DRIFT_VEC_HALF;
     if (precision == DRIFT_PRECISION_SINGLE) bs->kind = DRIFT_VEC_FLOAT4;
     bs->codes = uint16(opts ? opts->codes : DRIFT_CODES_AUTO);
+    bs->rerank = uint16(opts ? opts->rerank : DRIFT_RERANK_INDEX);
+    if (bs->rerank == DRIFT_RERANK_HEAP && index->rd_index->indkey.values[0] == 0)
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        errmsg("index \"%s\" cannot re-rank from the table: it indexes an expression",
+                               RelationGetRelationName(index)),
+                        errhint("Index a column (a generated column can hold the expression), or use rerank = index.")));
     bs->lists = opts ? opts->lists : 0;
     bs->clip = opts ? float(opts->clip_percentile) : 1.0f;
     bs->rng.state = kBuildSeed;

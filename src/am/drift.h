@@ -182,6 +182,7 @@ struct DriftOptions {
     int max_bucket_size; /* 0 = 3x the mean bucket size at training */
     int precision;       /* DRIFT_PRECISION_*: how full vectors and centroids are stored */
     int codes;           /* DRIFT_CODES_*: what buckets keep for the first pass */
+    int rerank;          /* DriftRerank: where exact distances come from */
 };
 #define DRIFT_PRECISION_DEFAULT 0 /* the operator class's kind */
 #define DRIFT_PRECISION_SINGLE 1
@@ -299,6 +300,34 @@ struct DriftDirSlot drift_dir_slot(const DriftInfo *info, uint32 bucket);
 // ERROR for bad input. Sets *dim to the vector's dimension.
 float *drift_index_vector(Relation index, Datum value, uint32 expected_dim, drift::Metric metric, uint16 kind,
                           bool stored, uint32 *dim);
+
+// Reads the indexed column of table rows by TID, as the index's vectors
+// (unit length for cosine): for a scan's re-rank under its snapshot, or for
+// maintenance with SnapshotAny (any row the index may hold). The caller
+// holds a lock on the table. Plain data.
+struct DriftHeapReader {
+    Relation index, heap;
+    Snapshot snapshot;
+    struct IndexFetchTableData *fetch;
+    struct TupleTableSlot *slot;
+    AttrNumber attno;
+    BlockNumber nblocks;
+    MemoryContext tmp;
+    uint32 dim;
+    uint16 kind;
+    drift::Metric metric;
+};
+
+// Starts reading the rows of index's table (heap) under snapshot; meta is the index's.
+void drift_heap_reader_begin(DriftHeapReader *r, Relation index, Relation heap, Snapshot snapshot,
+                             const DriftMetaPageData *meta);
+
+// Row tid's vector (valid until the next call), or NULL if the snapshot
+// sees no version of it (deleted, not yet committed, pruned away).
+const float *drift_heap_vector(DriftHeapReader *r, ItemPointer tid);
+
+// Ends the reads: releases the pins and memory they held.
+void drift_heap_reader_end(DriftHeapReader *r);
 
 // Checks a real[] and returns its floats (inside the array) and dimension.
 const float *drift_array_floats(ArrayType *a, int *dim);

@@ -46,10 +46,20 @@ static bool l0_empty(Maint *m) {
     return empty;
 }
 
-// Adds up to cap vectors of the chain at head (its first cold page) to out.
+// Adds the rows of the first cold page of the chain at head to out (of an
+// index that keeps no vectors, as many rows of its first page, from the table).
 static void sample_chain(Relation index, const DriftMetaPageData *meta, BlockNumber head, Entries *out) {
     Buffer buf = drift_read_locked(index, head, BUFFER_LOCK_SHARE, DRIFT_PAGE_HOT, meta);
     DriftHotHeader h = *drift_hot_header(BufferGetPage(buf));
+    if (!drift_keeps_vectors(meta)) {
+        ItemPointerData tids[MaxOffsetNumber];
+        uint32 n = 0;
+        for (uint16 s = 0; s < h.nslots && n < meta->cold_cap; s++)
+            if (ItemPointerIsValid(&drift_hot_tids(BufferGetPage(buf))[s])) tids[n++] = drift_hot_tids(BufferGetPage(buf))[s];
+        UnlockReleaseBuffer(buf);
+        entries_from_heap(index, meta, tids, n, out);
+        return;
+    }
     UnlockReleaseBuffer(buf);
     if (h.ncold == 0) return;
     buf = drift_read_locked(index, h.cold[0], BUFFER_LOCK_SHARE, DRIFT_PAGE_COLD, meta);

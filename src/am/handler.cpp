@@ -59,6 +59,12 @@ static relopt_enum_elt_def drift_precisions[] = {
     {NULL, 0},
 };
 
+static relopt_enum_elt_def drift_rerank_sources[] = {
+    {"index", DRIFT_RERANK_INDEX},
+    {"heap", DRIFT_RERANK_HEAP},
+    {NULL, 0},
+};
+
 static relopt_enum_elt_def drift_code_kinds[] = {
     {"sq8", DRIFT_CODES_SQ8},
     {"rabitq", DRIFT_CODES_RABITQ},
@@ -84,6 +90,11 @@ void _PG_init(void) {
     add_enum_reloption(drift_relopt_kind, "codes",
                        "What buckets keep of each row for a scan's first pass (default: chosen from the width)",
                        drift_code_kinds, DRIFT_CODES_AUTO, "Valid values are \"sq8\" and \"rabitq\".", AccessExclusiveLock);
+    add_enum_reloption(drift_relopt_kind, "rerank",
+                       "Where a scan reads the exact vectors it re-ranks candidates with: the index's own copy, or "
+                       "the table's column (the index keeps codes only)",
+                       drift_rerank_sources, DRIFT_RERANK_INDEX, "Valid values are \"index\" and \"heap\".",
+                       AccessExclusiveLock);
     DefineCustomIntVariable("drift.probes", "Buckets scanned by a drift index scan before returning rows.", NULL,
                             &drift_probes, 10, 1, 32768, PGC_USERSET, 0, NULL, NULL, NULL);
     DefineCustomIntVariable("drift.rerank",
@@ -173,6 +184,7 @@ static bytea *drift_amoptions(Datum reloptions, bool validate) {
             {"max_bucket_size", RELOPT_TYPE_INT, offsetof(DriftOptions, max_bucket_size)},
             {"precision", RELOPT_TYPE_ENUM, offsetof(DriftOptions, precision)},
             {"codes", RELOPT_TYPE_ENUM, offsetof(DriftOptions, codes)},
+            {"rerank", RELOPT_TYPE_ENUM, offsetof(DriftOptions, rerank)},
         };
         return (bytea *) build_reloptions(reloptions, validate, drift_relopt_kind, sizeof(DriftOptions), tab,
                                           lengthof(tab));

@@ -10,6 +10,7 @@
 
 extern "C" {
 #include "access/genam.h"
+#include "catalog/index.h"
 #include "access/heapam.h"
 #include "access/xlog.h"
 #include "access/htup_details.h"
@@ -155,8 +156,11 @@ struct JanitorVisit {
 };
 
 // Opens index oid if it is there, ready and valid (a CREATE INDEX
-// CONCURRENTLY still building or failed is left alone), else NULL.
+// CONCURRENTLY still building or failed is left alone), else NULL. Its
+// table is locked first, as queries lock them (maintenance may read its rows).
 static Relation open_index(Oid oid) {
+    Oid table = IndexGetRelation(oid, true);
+    if (!OidIsValid(table) || !ConditionalLockRelationOid(table, AccessShareLock)) return NULL;
     if (!ConditionalLockRelationOid(oid, AccessShareLock)) return NULL;  // DROP or REINDEX under way
     if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(oid))) return NULL;  // dropped meanwhile
     Relation index = index_open(oid, NoLock);

@@ -65,7 +65,15 @@ inline void refresh(Maint *m) { m->info = drift_info(m->index); }
 void entries_add(Entries *e, const ItemPointerData *tid, const float *vec);
 void entries_add(Entries *e, const ItemPointerData *tid, Page page, uint16 slot);
 
-// Reads every live entry of bucket chain `chain` starting at head.
+// Adds the table's rows tids[0..n) (any version some snapshot may see) to
+// out, for an index that keeps no vectors; rows the table no longer holds
+// (dead to every snapshot) are left out.
+void entries_from_heap(Relation index, const DriftMetaPageData *meta, const ItemPointerData *tids, uint32 n,
+                       Entries *out);
+
+// Reads every live entry of bucket chain `chain` starting at head (from
+// the table, for an index that keeps no vectors: rows it no longer holds
+// are left out).
 void read_chain(Relation index, const DriftMetaPageData *meta, BlockNumber head, uint32 chain, Entries *out);
 
 // The live buckets other than `exclude` (ids and centroids); returns how many.

@@ -12,10 +12,12 @@
 #include "../storage/cursor.h"
 
 extern "C" {
+#include "access/table.h"
 #include "access/transam.h"
 #include "access/xact.h"
 #include "storage/proc.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 }
 
 namespace maint {
@@ -44,11 +46,40 @@ void entries_add(Entries *e, const ItemPointerData *tid, Page page, uint16 slot)
     drift_vec_copy(page, e->dim, slot, entries_push(e, tid));
 }
 
+void entries_from_heap(Relation index, const DriftMetaPageData *meta, const ItemPointerData *tids, uint32 n,
+                       Entries *out) {
+    Relation heap = table_open(index->rd_index->indrelid, AccessShareLock);  // (the maintainer's caller locked it)
+    DriftHeapReader r;
+    drift_heap_reader_begin(&r, index, heap, SnapshotAny, meta);
+    for (uint32 i = 0; i < n; i++) {
+        CHECK_FOR_INTERRUPTS();
+        if (const float *v = drift_heap_vector(&r, (ItemPointer) &tids[i])) entries_add(out, &tids[i], v);
+    }
+    drift_heap_reader_end(&r);
+    table_close(heap, NoLock);
+}
+
 // Reads every live entry of bucket chain `chain` starting at head.
 void read_chain(Relation index, const DriftMetaPageData *meta, BlockNumber head, uint32 chain, Entries *out) {
     uint32 dim = meta->dim;
     DriftCursor c;
     drift_cursor_begin(&c, index, head, DRIFT_PAGE_HOT, chain, meta, BUFFER_LOCK_SHARE);
+    if (!drift_keeps_vectors(meta)) {
+        // The TIDs first; the table's rows once no index page is locked.
+        uint32 n = 0, cap = 256;
+        ItemPointerData *all = (ItemPointerData *) palloc(sizeof(ItemPointerData) * cap);
+        for (Page page; (page = drift_cursor_next(&c)) != NULL;) {
+            const ItemPointerData *tids = drift_hot_tids(page);
+            for (uint16 s = 0; s < drift_hot_header(page)->nslots; s++) {
+                if (!ItemPointerIsValid(&tids[s])) continue;
+                if (n == cap) all = (ItemPointerData *) repalloc(all, sizeof(ItemPointerData) * (cap *= 2));
+                all[n++] = tids[s];
+            }
+        }
+        entries_from_heap(index, meta, all, n, out);
+        pfree(all);
+        return;
+    }
     for (Page page; (page = drift_cursor_next(&c)) != NULL;) {
         const DriftHotHeader *h = drift_hot_header(page);
         ItemPointerData *tids = drift_hot_tids(page);

@@ -168,6 +168,8 @@ Relation drift_open_index(Oid relid, LOCKMODE lockmode, DriftAccess access) {
                             errhint("Only the owner of table \"%s\" and members of pg_stat_scan_tables may inspect its drift indexes.",
                                     get_rel_name(table))));
     }
+    // Maintenance may read the table's rows (an index that re-ranks from it).
+    if (access == DRIFT_ACCESS_MAINTAIN) LockRelationOid(table, AccessShareLock);
     Relation index = relation_open(relid, lockmode);
     if (index->rd_index != NULL && !index->rd_index->indisready) {
         relation_close(index, lockmode);

@@ -399,17 +399,19 @@ static void probe_bucket(IndexScanDesc scan, uint32 bucket) {
             drift::code_set_centre(*table, so->centre);
         }
         ItemPointerData *tids = drift_hot_tids(page);
+        bool keep = drift_keeps_vectors(meta);
         for (uint16 s = 0; s < h->nslots; s++) {
             if (!ItemPointerIsValid(&tids[s])) continue;
-            uint16 ci = s / meta->cold_cap;
-            if (ci >= h->ncold) {
+            uint16 ci = keep ? s / meta->cold_cap : 0;
+            if (keep && ci >= h->ncold) {
                 BlockNumber blkno = drift_cursor_block(&c);
                 drift_cursor_end(&c);
                 drift_corrupt(index, blkno, "A slot has no cold page.");
             }
             float lower, d = drift::code_distance(*table, drift_hot_code(page, meta->code_bytes, s), &lower);
             append(so, so->cands, so->ncands, so->capcands,
-                   ScanCand{d, lower, tids[s], uint16(s % meta->cold_cap), h->cold[ci], bucket});
+                   ScanCand{d, lower, tids[s], uint16(keep ? s % meta->cold_cap : 0),
+                            keep ? h->cold[ci] : InvalidBlockNumber, bucket});
             so->scanned++;
             if (so->target) note_distance(so, d);
         }
@@ -486,11 +488,29 @@ static void scan_l0(IndexScanDesc scan) {
     pfree(hits);
 }
 
+// Re-ranks candidates [from, to) with exact distances from the table's
+// rows as the scan's snapshot sees them (in TID order: page by page). A row
+// the snapshot does not see is left out: the executor would drop it.
+static void rerank_heap(IndexScanDesc scan, Size from, Size to) {
+    DriftScanOpaque so = (DriftScanOpaque) scan->opaque;
+    std::sort(so->cands + from, so->cands + to,
+              [](const ScanCand &a, const ScanCand &b) { return ItemPointerCompare((ItemPointer) &a.tid, (ItemPointer) &b.tid) < 0; });
+    DriftHeapReader r;
+    drift_heap_reader_begin(&r, scan->indexRelation, scan->heapRelation, scan->xs_snapshot, &so->meta);
+    for (Size i = from; i < to; i++) {
+        ScanCand *c = &so->cands[i];
+        if (const float *v = drift_heap_vector(&r, &c->tid))
+            add_result(so, drift::order_distance(so->metric, so->query, v, so->dim), &c->tid, c->bucket);
+    }
+    drift_heap_reader_end(&r);
+}
+
 // Re-ranks candidates [from, to) with exact distances into the batch. A
 // candidate whose cold slot no longer holds its TID was removed by VACUUM
 // after the bucket was read, so it is dead to every snapshot: skip it.
 static void rerank(IndexScanDesc scan, Size from, Size to) {
     DriftScanOpaque so = (DriftScanOpaque) scan->opaque;
+    if (!drift_keeps_vectors(&so->meta)) return rerank_heap(scan, from, to);
     std::sort(so->cands + from, so->cands + to,
               [](const ScanCand &a, const ScanCand &b) { return a.cold < b.cold || (a.cold == b.cold && a.slot < b.slot); });
     Buffer buf = InvalidBuffer;

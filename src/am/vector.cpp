@@ -8,7 +8,10 @@
 #include "../core/half.hpp"
 
 extern "C" {
+#include "access/tableam.h"
 #include "catalog/pg_type.h"
+#include "executor/tuptable.h"
+#include "utils/memutils.h"
 #include "utils/builtins.h"
 #include "utils/float.h"
 #include "utils/syscache.h"
@@ -227,4 +230,46 @@ float *drift_index_vector(Relation index, Datum value, uint32 expected_dim, drif
         }
     *dim = uint32(n);
     return v;
+}
+
+void drift_heap_reader_begin(DriftHeapReader *r, Relation index, Relation heap, Snapshot snapshot,
+                             const DriftMetaPageData *meta) {
+    r->index = index;
+    r->heap = heap;
+    r->snapshot = snapshot;
+    r->fetch = table_index_fetch_begin(heap);
+    r->slot = table_slot_create(heap, NULL);
+    r->attno = index->rd_index->indkey.values[0];  // (the build refused an expression)
+    r->nblocks = RelationGetNumberOfBlocks(heap);
+    r->tmp = AllocSetContextCreate(CurrentMemoryContext, "drift heap row", ALLOCSET_DEFAULT_SIZES);
+    r->dim = meta->dim;
+    r->kind = meta->vec_kind;
+    r->metric = drift::Metric(meta->metric);
+}
+
+const float *drift_heap_vector(DriftHeapReader *r, ItemPointer tid) {
+    MemoryContextReset(r->tmp);
+    // (A TID past the table's end cannot be live: VACUUM truncates only
+    // pages whose rows every index has dropped, under a lock this reader's
+    // caller conflicts with.)
+    if (ItemPointerGetBlockNumber(tid) >= r->nblocks || r->attno <= 0) return NULL;
+    ItemPointerData t = *tid;  // (the fetch moves it along a HOT chain)
+    bool call_again = false, all_dead = false, isnull;
+    if (!table_index_fetch_tuple(r->fetch, &t, r->snapshot, r->slot, &call_again, &all_dead)) return NULL;
+    Datum value = slot_getattr(r->slot, r->attno, &isnull);
+    const float *v = NULL;
+    if (!isnull) {
+        MemoryContext old = MemoryContextSwitchTo(r->tmp);
+        uint32 dim;
+        v = drift_index_vector(r->index, value, r->dim, r->metric, r->kind, false, &dim);
+        MemoryContextSwitchTo(old);
+    }
+    ExecClearTuple(r->slot);
+    return v;
+}
+
+void drift_heap_reader_end(DriftHeapReader *r) {
+    ExecDropSingleTupleTableSlot(r->slot);
+    table_index_fetch_end(r->fetch);
+    MemoryContextDelete(r->tmp);
 }

@@ -62,8 +62,9 @@ const char *drift_meta_problem(const DriftMetaPageData *meta, char *buf, Size bu
         return "The metapage names an unknown code kind.";
     if (meta->code_kind == DRIFT_CODE_RABITQ && dim > drift_rabitq_max_dim())
         return "The metapage's dimension is too wide for its code kind.";
+    if (meta->rerank > DRIFT_RERANK_HEAP) return "The metapage names an unknown re-rank source.";
     if (meta->code_bytes != drift_code_bytes(meta->code_kind, dim) || meta->cold_cap != cold ||
-        meta->hot_cap != (dim ? drift_hot_capacity(meta->code_bytes, cold) : 0) ||
+        meta->hot_cap != (dim ? drift_hot_capacity(meta->code_bytes, drift_keeps_vectors(meta) ? cold : 0) : 0) ||
         meta->dir_cap != (dim ? drift_dir_capacity(dim, meta->vec_kind) : 0))
         return "The metapage's page capacities do not match its dimension.";
     if (meta->metric < uint16(drift::Metric::L2) || meta->metric > uint16(drift::Metric::Cosine))

@@ -43,6 +43,7 @@ void drift_hot_put(const DriftMetaPageData *meta, Page hot, Page cold, uint16 s,
     drift_hot_tids(hot)[s] = *tid;
     memcpy(drift_hot_code(hot, meta->code_bytes, s), code, meta->code_bytes);
     h->nlive++;
+    if (cold == NULL) return;
     drift_vec_put(cold, meta->dim, s % meta->cold_cap, tid, vec);
     // Cold pages count only their slots; liveness is the hot page's.
     drift_vec_header(cold)->nlive = 0;
@@ -144,13 +145,14 @@ void drift_chain_add(ChainWriter *w, ItemPointer tid, const uint8 *code, const f
         h->bucket = w->bucket;
     }
     uint16 s = h->nslots;
-    if (s % meta->cold_cap == 0) {
+    bool keep = drift_keeps_vectors(meta);
+    if (keep && s % meta->cold_cap == 0) {
         if (BufferIsValid(w->cold)) writer_release(w, w->cold);
         w->cold = writer_page(w, DRIFT_PAGE_COLD);
         h->cold[h->ncold++] = BufferGetBlockNumber(w->cold);
     }
-    drift_hot_put(meta, hot, drift_unlogged_edit(w->cold), s, tid, code, vec);
-    drift_unlogged_end(w->cold);
+    drift_hot_put(meta, hot, keep ? drift_unlogged_edit(w->cold) : NULL, s, tid, code, vec);
+    if (keep) drift_unlogged_end(w->cold);
     drift_unlogged_end(w->hot);
     w->n++;
 }
@@ -185,57 +187,62 @@ void drift_bucket_append(Relation index, const DriftMetaPageData *meta, DriftDir
         drift_corrupt(index, tail, "A bucket's tail page is not the last page of its chain.");
     }
     uint32 bucket = drift_hot_header(BufferGetPage(buf))->bucket;
+    bool keep = drift_keeps_vectors(meta);
     uint32 i = 0;
     while (i < n) {
         int s = hot_free_slot(BufferGetPage(buf), drift_hot_page_capacity(meta, BufferGetPage(buf)));
         if (s >= 0) {
-            // Fill free slots whose vectors go to the same cold page, in one record.
+            // Fill free slots whose vectors go to the same cold page (any
+            // free slot, without cold pages), in one record.
             DriftHotHeader *h = drift_hot_header(BufferGetPage(buf));
-            uint16 ci = uint16(s / meta->cold_cap);
-            bool fresh = ci >= h->ncold;
-            Buffer cbuf = fresh ? drift_new_buffer(index, MAIN_FORKNUM)
-                                : drift_read_locked(index, h->cold[ci], BUFFER_LOCK_EXCLUSIVE, DRIFT_PAGE_COLD, meta);
+            uint16 ci = keep ? uint16(s / meta->cold_cap) : 0;
+            bool fresh = keep && ci >= h->ncold;
+            Buffer cbuf = !keep  ? InvalidBuffer
+                          : fresh ? drift_new_buffer(index, MAIN_FORKNUM)
+                                  : drift_read_locked(index, h->cold[ci], BUFFER_LOCK_EXCLUSIVE, DRIFT_PAGE_COLD, meta);
             GenericXLogState *st = GenericXLogStart(index);
             Page hot = GenericXLogRegisterBuffer(st, buf, 0);
-            Page cold = GenericXLogRegisterBuffer(st, cbuf, fresh ? GENERIC_XLOG_FULL_IMAGE : 0);
+            Page cold = keep ? GenericXLogRegisterBuffer(st, cbuf, fresh ? GENERIC_XLOG_FULL_IMAGE : 0) : NULL;
             if (fresh) {
                 drift_page_init(cold, DRIFT_PAGE_COLD, chain, meta->vec_kind);
                 h = drift_hot_header(hot);
                 h->cold[h->ncold++] = BufferGetBlockNumber(cbuf);
             }
-            while (i < n && s >= 0 && s / meta->cold_cap == ci) {
+            while (i < n && s >= 0 && (!keep || s / meta->cold_cap == ci)) {
                 drift_hot_put(meta, hot, cold, uint16(s), (ItemPointer) &tids[i], codes + Size(i) * meta->code_bytes,
                               vecs + Size(i) * dim);
                 i++;
                 s = hot_free_slot(hot, drift_hot_page_capacity(meta, hot));
             }
             GenericXLogFinish(st);
-            UnlockReleaseBuffer(cbuf);
+            if (keep) UnlockReleaseBuffer(cbuf);
             continue;
         }
         // The tail is full: link a new hot page (with its first cold page)
         // and point the directory at it, in one record.
         Buffer nbuf = drift_new_buffer(index, MAIN_FORKNUM);
-        Buffer cbuf = drift_new_buffer(index, MAIN_FORKNUM);
+        Buffer cbuf = keep ? drift_new_buffer(index, MAIN_FORKNUM) : InvalidBuffer;
         dbuf = drift_read_locked(index, dir.blkno, BUFFER_LOCK_EXCLUSIVE, DRIFT_PAGE_DIR, meta);
         GenericXLogState *st = GenericXLogStart(index);
         Page old = GenericXLogRegisterBuffer(st, buf, 0);
         Page hot = GenericXLogRegisterBuffer(st, nbuf, GENERIC_XLOG_FULL_IMAGE);
-        Page cold = GenericXLogRegisterBuffer(st, cbuf, GENERIC_XLOG_FULL_IMAGE);
+        Page cold = keep ? GenericXLogRegisterBuffer(st, cbuf, GENERIC_XLOG_FULL_IMAGE) : NULL;
         Page dpage = GenericXLogRegisterBuffer(st, dbuf, 0);
         drift_page_init(hot, DRIFT_PAGE_HOT, chain, 0);
-        drift_page_init(cold, DRIFT_PAGE_COLD, chain, meta->vec_kind);
         DriftHotHeader *h = drift_hot_header(hot);
         h->bucket = bucket;
-        h->ncold = 1;
-        h->cold[0] = BufferGetBlockNumber(cbuf);
-        for (uint16 s2 = 0; i < n && s2 < meta->cold_cap; s2++, i++)
+        if (keep) {
+            drift_page_init(cold, DRIFT_PAGE_COLD, chain, meta->vec_kind);
+            h->ncold = 1;
+            h->cold[0] = BufferGetBlockNumber(cbuf);
+        }
+        for (uint16 s2 = 0; i < n && s2 < (keep ? meta->cold_cap : meta->hot_cap); s2++, i++)
             drift_hot_put(meta, hot, cold, s2, (ItemPointer) &tids[i], codes + Size(i) * meta->code_bytes, vecs + Size(i) * dim);
         DriftPageGetOpaque(old)->next = BufferGetBlockNumber(nbuf);
         drift_dir_entry(dpage, dim, dir.slot)->tail = BufferGetBlockNumber(nbuf);
         GenericXLogFinish(st);
         UnlockReleaseBuffer(dbuf);
-        UnlockReleaseBuffer(cbuf);
+        if (keep) UnlockReleaseBuffer(cbuf);
         UnlockReleaseBuffer(buf);
         buf = nbuf;
     }

@@ -74,7 +74,8 @@ uint32 drift_l0_append(Relation index, const DriftMetaPageData *meta, ItemPointe
 BlockNumber drift_l0_close(Relation index, const DriftMetaPageData *meta);
 
 // Stores an entry in slot s of hot page `hot`, its vector in cold page
-// `cold` (the page for that slot), keeping both pages' bounds.
+// `cold` (the page for that slot; NULL in an index that keeps no vectors),
+// keeping both pages' bounds.
 void drift_hot_put(const DriftMetaPageData *meta, Page hot, Page cold, uint16 s, ItemPointer tid, const uint8 *code,
                    const float *vec);
 

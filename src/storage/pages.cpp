@@ -57,7 +57,7 @@ uint32 drift_max_dim(uint16 kind) { return kind == DRIFT_VEC_HALF ? 4000 : 2000;
 
 uint16 drift_hot_capacity(uint32 code_bytes, uint16 cold_cap) {
     uint32 cap = uint32((DRIFT_PAGE_USABLE - MAXALIGN(sizeof(DriftHotHeader))) / (sizeof(ItemPointerData) + code_bytes));
-    cap = Min(cap, uint32(cold_cap) * DRIFT_MAX_COLD_PER_HOT);
+    if (cold_cap > 0) cap = Min(cap, uint32(cold_cap) * DRIFT_MAX_COLD_PER_HOT);
     return uint16(Min(cap, uint32(PG_UINT16_MAX)));
 }
 
@@ -76,7 +76,7 @@ void drift_meta_set_dim(DriftMetaPageData *meta, uint32 dim) {
     }
     meta->code_kind = uint16(kind);
     meta->code_bytes = uint16(drift_code_bytes(meta->code_kind, dim));
-    meta->hot_cap = dim ? drift_hot_capacity(meta->code_bytes, meta->cold_cap) : 0;
+    meta->hot_cap = dim ? drift_hot_capacity(meta->code_bytes, drift_keeps_vectors(meta) ? meta->cold_cap : 0) : 0;
     meta->dir_cap = dim ? drift_dir_capacity(dim, meta->vec_kind) : 0;
 }
 
@@ -222,7 +222,8 @@ const char *drift_page_problem(Page page, uint16 type, const DriftMetaPageData *
             if (h->nslots > 0 && h->code_bytes != meta->code_bytes) return "The page's code size is not the metapage's.";
             if (h->centre_bytes != 0 && h->centre_bytes != drift_centre_bytes(meta->code_kind, meta->dim))
                 return "The page's centre size does not match the metapage.";
-            ok = h->nslots <= drift_hot_page_capacity(meta, page) && h->nlive <= h->nslots && h->ncold <= DRIFT_MAX_COLD_PER_HOT;
+            ok = h->nslots <= drift_hot_page_capacity(meta, page) && h->nlive <= h->nslots &&
+                 h->ncold <= (drift_keeps_vectors(meta) ? DRIFT_MAX_COLD_PER_HOT : 0);
             break;
         }
         case DRIFT_PAGE_COLD:

@@ -79,6 +79,14 @@ enum DriftCodeKind : uint16 {
 #define DRIFT_CODES_SQ8 1
 #define DRIFT_CODES_RABITQ 2
 
+// Where a scan re-ranks candidates from (the rerank option, fixed at build):
+// full vectors in the index's cold pages, or the table's own column, read
+// under the scan's snapshot (no cold pages; the index keeps codes only).
+enum DriftRerank : uint16 {
+    DRIFT_RERANK_INDEX = 0,
+    DRIFT_RERANK_HEAP = 1,
+};
+
 // Special space of every drift page.
 struct DriftPageOpaqueData {
     BlockNumber next; /* next page of this page's chain, or InvalidBlockNumber */
@@ -162,7 +170,7 @@ struct DriftMetaPageData {
     uint16 code_kind;       /* DriftCodeKind of every bucket's codes (fixed with dim) */
     uint16 code_bytes;      /* bytes of one code (from dim and code_kind) */
     uint16 opt_codes;       /* the codes option as given at build: DRIFT_CODES_* */
-    uint16 unused16;
+    uint16 rerank;          /* DriftRerank (fixed at build; zero in indexes older than the option) */
     uint32 reserved[3];     /* zeros */
     DriftRetired retired[DRIFT_MAX_RETIRED];
 };
@@ -304,7 +312,13 @@ void drift_meta_set_dim(DriftMetaPageData *meta, uint32 dim);
 // Capacities of each page type for dimension dim and vector kind `kind`.
 uint16 drift_dir_capacity(uint32 dim, uint16 kind);
 uint16 drift_vec_capacity(uint32 dim, uint16 kind);
+// A hot page's slots: with cold pages of cold_cap vectors, as many as
+// DRIFT_MAX_COLD_PER_HOT of them hold; with cold_cap 0 (no cold pages),
+// as many as the page holds.
 uint16 drift_hot_capacity(uint32 code_bytes, uint16 cold_cap);
+
+// True if meta's index keeps full vectors in cold pages (not re-ranking from the table).
+inline bool drift_keeps_vectors(const DriftMetaPageData *meta) { return meta->rerank != DRIFT_RERANK_HEAP; }
 
 // Bytes of one code of kind code_kind (DriftCodeKind) at dimension dim.
 uint32 drift_code_bytes(uint16 code_kind, uint32 dim);

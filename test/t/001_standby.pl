@@ -1,6 +1,7 @@
 # A streaming standby replays index build, inserts, deletes, vacuum, the
 # janitor's flushes, splits, merges and compactions, drift_maintain and
-# REINDEX, and answers like the primary: for an index of each code kind.
+# REINDEX, and answers like the primary: for an index of each code kind,
+# and one that re-ranks from the table.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -22,7 +23,8 @@ $standby->init_from_backup($primary, 'base', has_streaming => 1);
 $standby->start;
 
 my $vec = vector_sql(16);
-my @kinds = ('sq8', 'rabitq');
+my %options = (sq8 => 'codes = sq8', rabitq => 'codes = rabitq', heap => 'codes = rabitq, rerank = heap');
+my @kinds = sort keys %options;
 my @queries = map { my $i = $_ * 97 + 5; $primary->safe_psql('postgres', "SELECT $vec FROM (SELECT $i AS i) s") } 1 .. 8;
 
 # Runs sql with TABLE replaced by each kind's table.
@@ -54,7 +56,7 @@ sub same_answers {
 for my $k (@kinds) {
     $primary->safe_psql('postgres', "CREATE TABLE items_$k (id int PRIMARY KEY, v real[]);
         INSERT INTO items_$k SELECT i, $vec FROM generate_series(1, 3000) i;
-        CREATE INDEX items_${k}_idx ON items_$k USING drift (v) WITH (codes = $k, lists = 2, max_bucket_size = 800);");
+        CREATE INDEX items_${k}_idx ON items_$k USING drift (v) WITH ($options{$k}, lists = 2, max_bucket_size = 800);");
 }
 same_answers('after build and the janitor\'s splits');
 

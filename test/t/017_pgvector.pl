@@ -2,7 +2,8 @@
 # standby replays build, inserts, a drift (flushes, splits, seeding),
 # deletes and VACUUM, and answers like the primary; every row survives a
 # kill -9; 3,072-dimensional halfvec indexes (half-precision storage) find
-# their neighbours; pg_dump and restore bring the indexes back; an index
+# their neighbours; the vector index and the wide one re-rank from the
+# table (rerank = heap); pg_dump and restore bring the indexes back; an index
 # made by drift 0.1 keeps working after ALTER EXTENSION drift UPDATE; and a
 # mismatched operator class is refused.
 use strict;
@@ -55,7 +56,7 @@ sub recall_of {
 
 $primary->safe_psql('postgres', "CREATE TABLE items (id int PRIMARY KEY, v vector($dim), h halfvec($dim));
     INSERT INTO items SELECT i, v::vector, v::halfvec FROM (SELECT i, " . vec_sql(0) . " AS v FROM generate_series(1, 4000) i) s;
-    CREATE INDEX items_v ON items USING drift (v) WITH (lists = 8, max_bucket_size = 1000);
+    CREATE INDEX items_v ON items USING drift (v) WITH (lists = 8, max_bucket_size = 1000, rerank = heap);
     CREATE INDEX items_h ON items USING drift (h drift_halfvec_cosine_ops) WITH (lists = 8, max_bucket_size = 1000);");
 is($primary->safe_psql('postgres', "SELECT metric || ' ' || dimension FROM drift_index_stats('items_h')"), "cosine $dim",
     'a halfvec cosine index');
@@ -122,11 +123,12 @@ for my $c ([ 'v', '<->' ], [ 'h', '<=>' ]) {
 }
 
 # 3,072 dimensions (OpenAI's large embeddings) as halfvec: stored in half
-# precision; vector is refused past 2,000 with a hint.
+# precision, re-ranked from the table (out-of-line values); vector is
+# refused past 2,000 with a hint.
 $primary->safe_psql('postgres', "CREATE TABLE wide (id int PRIMARY KEY, e halfvec(3072));
     INSERT INTO wide SELECT i, (SELECT array_agg(sin(i * 0.11 + j * 0.7 + (i % 13) * j)::real ORDER BY j)
         FROM generate_series(1, 3072) j)::halfvec FROM generate_series(1, 1500) i;
-    CREATE INDEX wide_idx ON wide USING drift (e) WITH (lists = 10);");
+    CREATE INDEX wide_idx ON wide USING drift (e) WITH (lists = 10, rerank = heap);");
 is($primary->safe_psql('postgres', "SELECT dimension || ' ' || live_entries FROM drift_index_stats('wide_idx')"), '3072 1500',
     'a 3,072-dimensional halfvec index');
 $primary->safe_psql('postgres', "INSERT INTO wide SELECT id + 1500, e FROM wide WHERE id <= 300");

@@ -89,6 +89,10 @@ sub crash_restart {
     my $pid = <$fh>;
     close $fh;
     chomp $pid;
+    # Stopped first, the postmaster forks no child between the listing of
+    # its children and the kill (a child missed would outlive it, holding
+    # its shared memory, and the restart would fail).
+    kill 'STOP', $pid;
     my @children = split /\s+/, `pgrep -P $pid`;
     kill 'KILL', $pid, grep { /^\d+$/ } @children;
     $node->{_pid} = undef;
