@@ -16,8 +16,9 @@
 # Environment: QUERIES (generated data, default 200), SECONDS_PER_POINT (each
 # of the three QPS runs per setting, best kept; default 3), INSERT_ROWS
 # (default 10% of N), CODES (the drift indexes measured on the vector
-# column: a code kind, with ":half" for precision = half; default
-# "sq8 rabitq rabitq:half").
+# column: a code kind, with ":half" for precision = half and ":heap" for
+# rerank = heap, e.g. "rabitq:heap:half"; default "sq8 rabitq rabitq:half
+# rabitq:heap"), HNSW=0 (no hnsw: its build is the slowest by far).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 make -s tools
@@ -120,13 +121,19 @@ if [ "$HAVE_PGVECTOR" = 1 ]; then
     B -c "CREATE TABLE vec (id int, v vector($DIM)); INSERT INTO vec SELECT id, v::vector FROM base;
           CREATE TABLE vec_q AS SELECT id, v::vector($DIM) AS v FROM queries;
           CREATE TABLE vec_extra AS SELECT id, v::vector($DIM) AS v FROM extra"
-    for variant in ${CODES:-sq8 rabitq rabitq:half}; do
+    for variant in ${CODES:-sq8 rabitq rabitq:half rabitq:heap}; do
         opts="codes = ${variant%%:*}"
-        [ "$variant" != "${variant%%:*}" ] && opts="$opts, precision = ${variant#*:}"
+        for extra in $(echo "$variant" | tr ':' ' ' | cut -s -d' ' -f2-); do
+            case "$extra" in
+                half) opts="$opts, precision = half" ;;
+                heap) opts="$opts, rerank = heap" ;;
+                *) echo "unknown variant $variant" >&2; exit 2 ;;
+            esac
+        done
         bench_method "drift (vector, $variant)" vec "CREATE INDEX bench_idx ON vec USING drift (v $dvops) WITH ($opts)" \
             drift.probes 1 2 4 8 16 32
     done
-    bench_method "pgvector hnsw" vec "CREATE INDEX bench_idx ON vec USING hnsw (v $vops)" hnsw.ef_search 10 20 40 80 160
+    [ "${HNSW:-1}" = 1 ] && bench_method "pgvector hnsw" vec "CREATE INDEX bench_idx ON vec USING hnsw (v $vops)" hnsw.ef_search 10 20 40 80 160
     lists=$((N / 1000)); [ $lists -lt 10 ] && lists=10
     bench_method "pgvector ivfflat" vec "CREATE INDEX bench_idx ON vec USING ivfflat (v $vops) WITH (lists = $lists)" ivfflat.probes 1 2 4 8 16 32
 fi

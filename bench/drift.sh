@@ -20,7 +20,8 @@
 # (each of the three QPS runs, best kept; default 3), PROBES (default 10),
 # PGVECTOR=0 to skip pgvector even when it is installed, MAINTAINERS
 # (default "janitor drift_maintain none"), ROUNDS (default 0), INSERT_BATCH
-# (rows per transaction when rows are inserted; default: one statement).
+# (rows per transaction when rows are inserted; default: one statement),
+# INDEX_OPTIONS (the drift index's WITH options, e.g. "rerank = heap").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 make -s tools
@@ -191,7 +192,7 @@ rounds() {
     B -c "ALTER SYSTEM SET drift.janitor = off" -c "SELECT pg_reload_conf()" >/dev/null
 }
 
-DRIFT_IDX="CREATE INDEX t_idx ON t USING drift (v)"
+DRIFT_IDX="CREATE INDEX t_idx ON t USING drift (v)${INDEX_OPTIONS:+ WITH ($INDEX_OPTIONS)}"
 for m in ${MAINTAINERS:-janitor drift_maintain none}; do
     case "$m" in
         janitor) scenario "drift, janitor" "$DRIFT_IDX" "SET drift.probes = $PROBES;" janitor ;;

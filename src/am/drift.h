@@ -10,6 +10,7 @@ extern "C" {
 #include "miscadmin.h"
 #include "storage/latch.h"
 #include "utils/array.h"
+#include "utils/snapshot.h"
 #include "utils/timestamp.h"
 }
 
@@ -303,11 +304,13 @@ float *drift_index_vector(Relation index, Datum value, uint32 expected_dim, drif
 
 // Reads the indexed column of table rows by TID, as the index's vectors
 // (unit length for cosine): for a scan's re-rank under its snapshot, or for
-// maintenance with SnapshotAny (any row the index may hold). The caller
-// holds a lock on the table. Plain data.
+// maintenance, every version some snapshot may still see (a row dead to
+// all reads as none). The caller holds a lock on the table. Plain data.
 struct DriftHeapReader {
     Relation index, heap;
     Snapshot snapshot;
+    SnapshotData nonvacuumable; /* maintenance's snapshot, */
+    Snapshot registered;        /* and the MVCC one registered meanwhile */
     struct IndexFetchTableData *fetch;
     struct TupleTableSlot *slot;
     AttrNumber attno;
@@ -318,7 +321,8 @@ struct DriftHeapReader {
     drift::Metric metric;
 };
 
-// Starts reading the rows of index's table (heap) under snapshot; meta is the index's.
+// Starts reading the rows of index's table (heap) under snapshot (NULL:
+// maintenance's view, above); meta is the index's.
 void drift_heap_reader_begin(DriftHeapReader *r, Relation index, Relation heap, Snapshot snapshot,
                              const DriftMetaPageData *meta);
 

@@ -17,7 +17,6 @@ extern "C" {
 #include "access/xact.h"
 #include "storage/proc.h"
 #include "utils/memutils.h"
-#include "utils/snapmgr.h"
 }
 
 namespace maint {
@@ -50,7 +49,7 @@ void entries_from_heap(Relation index, const DriftMetaPageData *meta, const Item
                        Entries *out) {
     Relation heap = table_open(index->rd_index->indrelid, AccessShareLock);  // (the maintainer's caller locked it)
     DriftHeapReader r;
-    drift_heap_reader_begin(&r, index, heap, SnapshotAny, meta);
+    drift_heap_reader_begin(&r, index, heap, NULL, meta);
     for (uint32 i = 0; i < n; i++) {
         CHECK_FOR_INTERRUPTS();
         if (const float *v = drift_heap_vector(&r, (ItemPointer) &tids[i])) entries_add(out, &tids[i], v);

@@ -12,6 +12,7 @@ extern "C" {
 #include "catalog/pg_type.h"
 #include "executor/tuptable.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/builtins.h"
 #include "utils/float.h"
 #include "utils/syscache.h"
@@ -236,6 +237,15 @@ void drift_heap_reader_begin(DriftHeapReader *r, Relation index, Relation heap, 
                              const DriftMetaPageData *meta) {
     r->index = index;
     r->heap = heap;
+    r->registered = NULL;
+    if (snapshot == NULL) {
+        // Every row not yet dead to all; out-of-line values are read under
+        // the oldest snapshot held, so one is registered if none is (the
+        // janitor runs without; a parallel VACUUM worker has its leader's).
+        if (GetOldestSnapshot() == NULL) r->registered = RegisterSnapshot(GetLatestSnapshot());
+        InitNonVacuumableSnapshot(r->nonvacuumable, GlobalVisTestFor(heap));
+        snapshot = &r->nonvacuumable;
+    }
     r->snapshot = snapshot;
     r->fetch = table_index_fetch_begin(heap);
     r->slot = table_slot_create(heap, NULL);
@@ -256,14 +266,27 @@ const float *drift_heap_vector(DriftHeapReader *r, ItemPointer tid) {
     ItemPointerData t = *tid;  // (the fetch moves it along a HOT chain)
     bool call_again = false, all_dead = false, isnull;
     if (!table_index_fetch_tuple(r->fetch, &t, r->snapshot, r->slot, &call_again, &all_dead)) return NULL;
-    Datum value = slot_getattr(r->slot, r->attno, &isnull);
-    const float *v = NULL;
-    if (!isnull) {
-        MemoryContext old = MemoryContextSwitchTo(r->tmp);
-        uint32 dim;
-        v = drift_index_vector(r->index, value, r->dim, r->metric, r->kind, false, &dim);
-        MemoryContextSwitchTo(old);
+    if (call_again) {
+        // Not an MVCC snapshot: every version of the HOT chain a snapshot may
+        // still see comes in turn. The index holds the last one's value
+        // (older ones differ only if the column was updated before the
+        // index was built), so that one is read.
+        ItemPointerData last = t;
+        while (call_again && table_index_fetch_tuple(r->fetch, &t, r->snapshot, r->slot, &call_again, &all_dead))
+            last = t;
+        if (!table_tuple_fetch_row_version(r->heap, &last, r->snapshot, r->slot)) return NULL;
     }
+    Datum value = slot_getattr(r->slot, r->attno, &isnull);
+    if (isnull)  // (rows with NULL are not indexed, and an update of the column is a new TID)
+        ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
+                        errmsg("drift index \"%s\" holds row (%u,%u) of table \"%s\", whose column is NULL",
+                               RelationGetRelationName(r->index), ItemPointerGetBlockNumber(tid),
+                               ItemPointerGetOffsetNumber(tid), RelationGetRelationName(r->heap)),
+                        errhint("REINDEX the index.")));
+    MemoryContext old = MemoryContextSwitchTo(r->tmp);
+    uint32 dim;
+    const float *v = drift_index_vector(r->index, value, r->dim, r->metric, r->kind, false, &dim);
+    MemoryContextSwitchTo(old);
     ExecClearTuple(r->slot);
     return v;
 }
@@ -272,4 +295,5 @@ void drift_heap_reader_end(DriftHeapReader *r) {
     ExecDropSingleTupleTableSlot(r->slot);
     table_index_fetch_end(r->fetch);
     MemoryContextDelete(r->tmp);
+    if (r->registered != NULL) UnregisterSnapshot(r->registered);
 }

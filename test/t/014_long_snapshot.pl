@@ -3,7 +3,10 @@
 # within drift.l0_max_rows, and the retired list, once full, overflows
 # instead of stopping maintenance; the index grows only with the pages
 # written. Once the transaction ends, the retired chains are released and
-# their pages reused.
+# their pages reused. And an index that re-ranks from the table, built while
+# an old snapshot still sees its column's earlier values (set by HOT
+# updates before the build), keeps every row through maintenance: it reads
+# each row's latest version, the one it indexed.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -78,5 +81,29 @@ ok($node->poll_query_until('postgres', "SELECT l0_entries = 0 FROM drift_index_s
 my $after = $node->safe_psql('postgres', "SELECT pages FROM drift_index_stats('t_idx')");
 note("pages: $pages before 3000 more rows, $after after");
 cmp_ok($after, '<=', $pages * 1.05 + 10, 'into freed pages: the index does not grow');
+
+# Rows inserted without vectors, given them by HOT updates (room left on
+# each page, no index on the column yet) while an old snapshot still sees
+# the versions without.
+$node->safe_psql('postgres', "CREATE TABLE hot (id int PRIMARY KEY, v real[]) WITH (fillfactor = 20);
+    INSERT INTO hot SELECT i, NULL FROM generate_series(1, 600) i;");
+($in, $out) = ('', '');
+$old = IPC::Run::start([ 'psql', '-X', '-q', '-A', '-t', '-h', $node->host, '-p', $node->port, '-d', 'postgres' ],
+    '<', \$in, '>', \$out, '2>', \$err);
+$in .= "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 'held', count(*) FROM hot;\n";
+$old->pump until $out =~ /held\|\d+/;
+$node->safe_psql('postgres', "UPDATE hot SET v = (SELECT array_agg(sin(id * 0.37 + j * 1.7)::real ORDER BY j) FROM generate_series(1, 16) j)");
+ok($node->poll_query_until('postgres', "SELECT n_tup_hot_upd > 500 FROM pg_stat_user_tables WHERE relname = 'hot'"),
+    'the updates were HOT');
+$node->safe_psql('postgres', "CREATE INDEX hot_idx ON hot USING drift (v) WITH (rerank = heap, lists = 2, max_bucket_size = 90)");
+my ($split, $live) = split /\|/, $node->safe_psql('postgres',
+    "SELECT (SELECT splits FROM drift_maintain('hot_idx')), (SELECT live_entries FROM drift_index_stats('hot_idx'))");
+cmp_ok($split, '>', 0, 'maintenance split the buckets, reading their rows from the table');
+is($live, '600', 'and kept every row, under the old snapshot');
+is($node->safe_psql('postgres', "SET enable_seqscan = off; SET drift.probes = 32768;
+    SELECT count(*) FROM hot a WHERE a.id = (SELECT b.id FROM hot b ORDER BY b.v <-> a.v LIMIT 1)"), '600',
+    'each row is its own nearest neighbour through the index');
+$in .= "COMMIT;\n\\q\n";
+$old->finish;
 $node->stop;
 done_testing();
