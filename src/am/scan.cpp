@@ -1,7 +1,9 @@
 // Ordered scans: score centroids, probe buckets scanning their codes, re-rank
-// the best candidates with exact distances from cold pages, and return TIDs
-// in exact distance order, batch by batch. L0 rows come from the memtable
-// graph where one covers them (its drift.ef_search nearest), else from a
+// the best candidates with exact distances from cold pages (or the table's
+// rows, rerank = heap), and return TIDs in exact distance order, batch by
+// batch. L0 rows come from the memtable graph where one covers them (its
+// drift.ef_search nearest; no row farther than the farthest of them is
+// returned before the rest of L0, read by a brute-force pass), else from a
 // brute-force pass over L0.
 //
 // A batch is the next best candidates (by estimated distance) of the buckets
@@ -109,6 +111,7 @@ struct DriftScanOpaqueData {
     BlockNumber graph_start; /* this L0 head up to this position; the rest of */
     BlockNumber graph_end;   /* those rows are still to come */
     uint16 graph_end_slot;
+    float graph_far;         /* no row farther than the graph's farthest hit comes before them */
     uint32 nreturned;        /* rows returned so far */
     uint32 *hits;            /* buckets of the first target_k rows returned */
     uint32 nhits;
@@ -480,6 +483,9 @@ static void scan_l0(IndexScanDesc scan) {
                                            &nhits, &so->graph_end, &so->graph_end_slot);
     if (so->graph_used) {
         so->graph_start = so->meta.l0_head;
+        // (Given all the graph holds, it bounds nothing.)
+        so->graph_far = nhits < uint32(so->set.ef_search) ? std::numeric_limits<float>::infinity()
+                                                          : hits[nhits - 1].dist;
         add_graph_hits(scan, hits, nhits);
         scan_l0_range(scan, so->graph_end, so->graph_end_slot, InvalidBlockNumber, 0);
     } else {
@@ -579,6 +585,14 @@ static void probe_round(IndexScanDesc scan) {
     }
 }
 
+// Adds the L0 rows the graph held but did not give to the batch (once).
+static void l0_rest(IndexScanDesc scan) {
+    DriftScanOpaque so = (DriftScanOpaque) scan->opaque;
+    if (!so->graph_used) return;
+    scan_l0_range(scan, so->graph_start, 0, so->graph_end, so->graph_end_slot);
+    so->graph_used = false;
+}
+
 // Makes the next batch ready: re-ranks rounds of candidates (probing
 // further buckets when the probed ones are used up) into the rows kept
 // from earlier rounds (the first batch holds L0's), until some rows are no
@@ -608,13 +622,21 @@ static bool next_batch(IndexScanDesc scan) {
             rerank(scan, so->candpos, so->candpos + take);
             so->candpos += take;
         }
-        std::sort(so->results, so->results + so->nresults,
-                  [](const ScanResult &a, const ScanResult &b) { return a.dist < b.dist; });
+        auto by_distance = [](const ScanResult &a, const ScanResult &b) { return a.dist < b.dist; };
+        std::sort(so->results, so->results + so->nresults, by_distance);
         // A row farther than a candidate not re-ranked yet may be waits: that
         // candidate's row may be nearer. With the probed buckets used up,
         // every row is ready (further buckets are probed only when the
         // executor asks for more rows: drift.probes bounds a query's work).
+        // Nor may one farther than the graph's farthest hit while the L0
+        // rows it did not give are still to come: they come in once no row
+        // within that reach is left.
         float bound = next_bound(so);
+        if (so->graph_used && !(so->nresults > 0 && so->results[0].dist <= Min(bound, so->graph_far))) {
+            l0_rest(scan);
+            std::sort(so->results, so->results + so->nresults, by_distance);
+        }
+        if (so->graph_used) bound = Min(bound, so->graph_far);
         while (so->nready < so->nresults && !(so->results[so->nready].dist > bound)) so->nready++;
         if (so->nready > 0) return true;
         if (so->candpos == so->ncands && !may_probe(so)) return false;  // nothing left
@@ -666,11 +688,7 @@ bool drift_amgettuple(IndexScanDesc scan, ScanDirection) {
                 MemoryContextSwitchTo(old);
                 return true;
             }
-            if (so->graph_used) {
-                // Past the first batch: the L0 rows the graph held but did not give.
-                scan_l0_range(scan, so->graph_start, 0, so->graph_end, so->graph_end_slot);
-                so->graph_used = false;
-            }
+            l0_rest(scan);
             if (!next_batch(scan)) break;
         }
         MemoryContextSwitchTo(old);
