@@ -184,7 +184,8 @@ is($primary->safe_psql('old', "SET enable_seqscan = off; SELECT string_agg(id::t
 # The memtable graph over L0 rows of a halfvec index (a node whose janitor
 # keeps L0 unflushed, as in test/t/007_memtable.pl): it holds the rows,
 # widened from half precision, and a query answers from it: with
-# drift.ef_search = 1 one L0 row comes back.
+# drift.ef_search = 1 it gives one L0 row, and the rest of L0 comes before
+# any farther bucket row.
 my $mem = new_node('vec_mem', preload => 1,
     conf => "drift.l0_flush_rows = 1000000\ndrift.l0_max_rows = 1000000\ndrift.memtable_mem = 4MB\ndrift.l0_idle_flush = 0\n");
 $mem->safe_psql('postgres', "CREATE EXTENSION drift_vector CASCADE; CREATE TABLE mem (id int PRIMARY KEY, h halfvec($dim));
@@ -195,8 +196,8 @@ ok($mem->poll_query_until('postgres', "SELECT l0_entries = 3000 AND l0_in_graph 
     'the graph holds every L0 row of the halfvec index');
 cmp_ok(recall_of($mem, 'mem', 'h', '<->', map { 100001 + $_ * 293 } 0 .. 9), '>=', 0.9, 'recall@10 on L0 rows through the graph');
 is($mem->safe_psql('postgres', "SET enable_seqscan = off; SET drift.ef_search = 1; SELECT count(*) FILTER (WHERE id > 100000) "
-      . "FROM (SELECT id FROM mem ORDER BY h <-> (SELECT h FROM mem WHERE id = 101500) LIMIT 10) s"), '1',
-    'with drift.ef_search = 1 one L0 row comes back: the graph answered');
+      . "FROM (SELECT id FROM mem ORDER BY h <-> (SELECT h FROM mem WHERE id = 101500) LIMIT 10) s"), '10',
+    'with drift.ef_search = 1 all ten still come from L0');
 
 # An operator class for another type is refused, and so is one whose
 # support function reads another type.
