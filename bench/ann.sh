@@ -18,7 +18,9 @@
 # (default 10% of N), CODES (the drift indexes measured on the vector
 # column: a code kind, with ":half" for precision = half and ":heap" for
 # rerank = heap, e.g. "rabitq:heap:half"; default "sq8 rabitq rabitq:half
-# rabitq:heap"), HNSW=0 (no hnsw: its build is the slowest by far).
+# rabitq:heap"), HNSW=0 (no hnsw: its build is the slowest by far),
+# STORAGE (of the vector column: pgvector's default external, or main to
+# keep vectors in the row).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 make -s tools
@@ -118,7 +120,8 @@ inserts+=("| no index | - | - | - | $(printf '%.0f' "$(echo "$INSERT_ROWS / $(se
 B -c "CREATE TABLE d AS SELECT * FROM base; CREATE TABLE d_q AS SELECT * FROM queries; CREATE TABLE d_extra AS SELECT * FROM extra"
 bench_method "drift (real[])" d "CREATE INDEX bench_idx ON d USING drift (v $dops)" drift.probes 1 2 4 8 16 32
 if [ "$HAVE_PGVECTOR" = 1 ]; then
-    B -c "CREATE TABLE vec (id int, v vector($DIM)); INSERT INTO vec SELECT id, v::vector FROM base;
+    B -c "CREATE TABLE vec (id int, v vector($DIM)); ALTER TABLE vec ALTER COLUMN v SET STORAGE ${STORAGE:-external};
+          INSERT INTO vec SELECT id, v::vector FROM base;
           CREATE TABLE vec_q AS SELECT id, v::vector($DIM) AS v FROM queries;
           CREATE TABLE vec_extra AS SELECT id, v::vector($DIM) AS v FROM extra"
     for variant in ${CODES:-sq8 rabitq rabitq:half rabitq:heap}; do
