@@ -52,12 +52,12 @@ static void sample_chain(Relation index, const DriftMetaPageData *meta, BlockNum
     Buffer buf = drift_read_locked(index, head, BUFFER_LOCK_SHARE, DRIFT_PAGE_HOT, meta);
     DriftHotHeader h = *drift_hot_header(BufferGetPage(buf));
     if (!drift_keeps_vectors(meta)) {
-        ItemPointerData tids[MaxOffsetNumber];
-        uint32 n = 0;
-        for (uint16 s = 0; s < h.nslots && n < meta->cold_cap; s++)
-            if (ItemPointerIsValid(&drift_hot_tids(BufferGetPage(buf))[s])) tids[n++] = drift_hot_tids(BufferGetPage(buf))[s];
+        uint32 n = 0, cap = 256;
+        ItemPointerData *tids = (ItemPointerData *) palloc(sizeof(ItemPointerData) * cap);
+        hot_live_tids(BufferGetPage(buf), &tids, &n, &cap);
         UnlockReleaseBuffer(buf);
-        entries_from_heap(index, meta, tids, n, out);
+        entries_from_heap(index, meta, tids, Min(n, uint32(meta->cold_cap)), out);
+        pfree(tids);
         return;
     }
     UnlockReleaseBuffer(buf);

@@ -65,6 +65,10 @@ inline void refresh(Maint *m) { m->info = drift_info(m->index); }
 void entries_add(Entries *e, const ItemPointerData *tid, const float *vec);
 void entries_add(Entries *e, const ItemPointerData *tid, Page page, uint16 slot);
 
+// Appends the TIDs of hot page `page`'s live slots to (*tids)[*n..),
+// growing the palloc'd array (*cap entries) as needed.
+void hot_live_tids(Page page, ItemPointerData **tids, uint32 *n, uint32 *cap);
+
 // Adds the table's rows tids[0..n) (any version some snapshot may see) to
 // out, for an index that keeps no vectors; rows the table no longer holds
 // (dead to every snapshot) are left out.

@@ -58,6 +58,15 @@ void entries_from_heap(Relation index, const DriftMetaPageData *meta, const Item
     table_close(heap, NoLock);
 }
 
+void hot_live_tids(Page page, ItemPointerData **tids, uint32 *n, uint32 *cap) {
+    const ItemPointerData *slots = drift_hot_tids(page);
+    for (uint16 s = 0; s < drift_hot_header(page)->nslots; s++) {
+        if (!ItemPointerIsValid(&slots[s])) continue;
+        if (*n == *cap) *tids = (ItemPointerData *) repalloc(*tids, sizeof(ItemPointerData) * (*cap *= 2));
+        (*tids)[(*n)++] = slots[s];
+    }
+}
+
 // Reads every live entry of bucket chain `chain` starting at head.
 void read_chain(Relation index, const DriftMetaPageData *meta, BlockNumber head, uint32 chain, Entries *out) {
     uint32 dim = meta->dim;
@@ -67,14 +76,7 @@ void read_chain(Relation index, const DriftMetaPageData *meta, BlockNumber head,
         // The TIDs first; the table's rows once no index page is locked.
         uint32 n = 0, cap = 256;
         ItemPointerData *all = (ItemPointerData *) palloc(sizeof(ItemPointerData) * cap);
-        for (Page page; (page = drift_cursor_next(&c)) != NULL;) {
-            const ItemPointerData *tids = drift_hot_tids(page);
-            for (uint16 s = 0; s < drift_hot_header(page)->nslots; s++) {
-                if (!ItemPointerIsValid(&tids[s])) continue;
-                if (n == cap) all = (ItemPointerData *) repalloc(all, sizeof(ItemPointerData) * (cap *= 2));
-                all[n++] = tids[s];
-            }
-        }
+        for (Page page; (page = drift_cursor_next(&c)) != NULL;) hot_live_tids(page, &all, &n, &cap);
         entries_from_heap(index, meta, all, n, out);
         pfree(all);
         return;
