@@ -15,7 +15,7 @@ $SUDO apt-get install -y -qq --no-install-recommends \
     build-essential ca-certificates perl dpkg-dev \
     postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap \
     libtap-parser-sourcehandler-pgtap-perl libipc-run-perl \
-    libxsimd-dev libgtest-dev libbenchmark-dev \
+    libxsimd-dev libgtest-dev libbenchmark-dev libxxhash-dev clang libclang-rt-dev \
     python3-psycopg python3-numpy python3-yaml python3-matplotlib nodejs $(command -v npm >/dev/null || echo npm) >/dev/null
 # (npm: Debian's, unless the nodejs installed already carries its own.)
 echo "deps: installed"

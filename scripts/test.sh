@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every drift test: C++ unit tests of src/core, pg_regress (sql/,
+# Runs every drift test: C++ unit tests of src/core, the segment reader's
+# fuzzer (FUZZ_SECONDS, default 90), pg_regress (sql/,
 # expected/), pgTAP (test/pgtap/, recall on ../shared/data, on real[] and
 # pgvector's types), Perl TAP (test/t/: standby, crash, corruption), and
 # the client examples (examples/run.sh). Builds with -Werror and PostgreSQL
@@ -25,6 +26,15 @@ echo "== unit tests (GoogleTest)"
 set +e
 build/unit_tests --gtest_brief=1
 record unit $?
+set -e
+
+echo "== fuzzer of the segment reader (libFuzzer, ${FUZZ_SECONDS:-90} s)"
+set +e
+make -s fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-90}" > build/fuzz.log 2>&1
+status=$?
+grep -E '^(#[0-9]+ +DONE|Done )' build/fuzz.log
+[ $status = 0 ] || tail -n 60 build/fuzz.log
+record fuzz $status
 set -e
 
 WORK=$(pg_tmpdir test)

@@ -74,6 +74,8 @@ struct BuildState {
     uint32 *batch_bucket; /* the buckets and distances of up to kAssignBatch rows */
     float *batch_dist;
     double lid; /* the sample's intrinsic dimension (0 = unknown) */
+    const char *segment; /* the segment file to start from (the segment option), or NULL, */
+    uint64 segment_rows; /* and the rows it held */
     Tuplesortstate *sort;
     TupleTableSlot *slot;
     double assigned;
@@ -303,10 +305,74 @@ static void write_trained(BuildState *bs, ForkNumber fork, DriftMetaPage meta) {
     meta->flags |= DRIFT_META_TRAINED;
     meta->build_rows = uint64(written);
     meta->live_buckets = bs->k;
-    meta->target_bucket = uint32(Max(1.0, written / bs->k));
+    meta->target_bucket = uint32(Max(1.0, Max(written, double(bs->segment_rows)) / bs->k));
     meta->data_lid = bs->lid > 0 ? drift_lid_store(bs->lid) : 0;
     meta->l0_chain = bs->k + 1;
     meta->next_chain = bs->k + 3;
+}
+
+Tuplesortstate *drift_bucket_sort(TupleDesc desc) {
+    AttrNumber keys[2] = {1, 2};
+    Oid ops[2] = {Int4LessOperator, Int8LessOperator};
+    Oid colls[2] = {InvalidOid, InvalidOid};
+    bool nullsfirst[2] = {false, false};
+    return tuplesort_begin_heap(desc, 2, keys, ops, colls, nullsfirst, maintenance_work_mem, NULL, TUPLESORT_NONE);
+}
+
+// Trains centroids and quantizer on the build's sample.
+static void train(BuildState *bs, const DriftMetaPageData *meta) {
+    bs->k = drift::choose_lists(bs->lists, double(bs->rows), bs->nsample);
+    bs->centroids = (float *) MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * bs->dim * bs->k);
+    bs->lo = (float *) palloc(sizeof(float) * bs->dim);
+    bs->scale = (float *) palloc(sizeof(float) * bs->dim);
+    // k-means trains on kSamplePerList rows per bucket: a uniform subset
+    // of the reservoir (which was sized before the bucket count was known).
+    uint32 ntrain = uint32(Min(double(bs->nsample), Max(kSampleMin, kSamplePerList * bs->k)));
+    float *row = (float *) palloc(sizeof(float) * bs->dim);
+    for (uint32 i = 0; i < ntrain; i++) {
+        uint32 j = i + uint32(bs->rng.below(bs->nsample - i));
+        memcpy(row, bs->sample + Size(i) * bs->dim, sizeof(float) * bs->dim);
+        memmove(bs->sample + Size(i) * bs->dim, bs->sample + Size(j) * bs->dim, sizeof(float) * bs->dim);
+        memcpy(bs->sample + Size(j) * bs->dim, row, sizeof(float) * bs->dim);
+    }
+    pfree(row);
+    drift::KMeansParams p{bs->k, bs->metric, kBuildSeed, kBuildIterations, drift_interrupt(), bs->threads};
+    drift::kmeans(bs->sample, ntrain, bs->dim, p, bs->centroids);
+    drift::quantizer_fit(drift::CodeKind(meta->code_kind), bs->sample, bs->nsample, bs->dim, bs->clip, bs->lo, bs->scale,
+                         bs->threads);
+    bs->lid = drift::sample_dimension(bs->sample, ntrain, bs->dim);
+}
+
+// Reads the segment option's file and checks it fits the index: same
+// metric, same dimension as the rows, codes of the kind asked (its kind
+// when none is).
+static void take_segment(BuildState *bs, DriftSegmentCentroids *seg) {
+    const char *name = RelationGetRelationName(bs->index);
+    drift_segment_load(bs->segment, seg);
+    if (seg->metric != bs->metric)
+        ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+                        errmsg("segment \"%s\" was exported from an index of %s distance, index \"%s\" has %s",
+                               bs->segment, drift_metric_name(seg->metric), name, drift_metric_name(bs->metric)),
+                        errhint("Use the operator class of the segment's metric.")));
+    if (bs->rows > 0 && seg->dim != bs->dim)
+        ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+                        errmsg("segment \"%s\" has %u dimensions, but the rows of index \"%s\" have %u", bs->segment,
+                               seg->dim, name, bs->dim),
+                        errhint("Start an index from a segment of vectors of the same dimension.")));
+    if (seg->dim > drift_max_dim(bs->kind))
+        ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+                        errmsg("segment \"%s\" has %u dimensions, more than index \"%s\" can store", bs->segment,
+                               seg->dim, name),
+                        errhint("Index WITH (precision = half) for up to 4000 dimensions.")));
+    uint16 codes = seg->code_kind == DRIFT_CODE_RABITQ ? DRIFT_CODES_RABITQ : DRIFT_CODES_SQ8;
+    if (bs->codes != DRIFT_CODES_AUTO && bs->codes != codes)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("segment \"%s\" holds %s codes, but index \"%s\" asks for others", bs->segment,
+                               seg->code_kind == DRIFT_CODE_RABITQ ? "rabitq" : "sq8", name),
+                        errhint("Drop the codes option: an index started from a segment takes the segment's kind.")));
+    bs->codes = codes;
+    bs->dim = seg->dim;
+    bs->segment_rows = seg->rows;
 }
 
 // Builds the index into fork (MAIN, or INIT for unlogged tables' empty index).
@@ -319,31 +385,22 @@ static void build_index(BuildState *bs, IndexInfo *indexInfo, ForkNumber fork) {
         pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL, int64(Max(bs->heap->rd_rel->reltuples, 0)));
         table_index_build_scan(bs->heap, bs->index, indexInfo, true, true, sample_callback, bs, NULL);
     }
+    DriftSegmentCentroids seg;
+    bool from_segment = bs->segment != NULL && bs->heap != NULL;
+    if (from_segment) take_segment(bs, &seg);
     DriftMetaPageData meta;
     fill_meta(&meta, bs);
-    if (bs->rows > 0) {
+    if (bs->rows > 0 || from_segment) {
         pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, DRIFT_PHASE_TRAIN);
-        bs->k = drift::choose_lists(bs->lists, double(bs->rows), bs->nsample);
-        bs->centroids = (float *) MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * bs->dim * bs->k);
-        bs->lo = (float *) palloc(sizeof(float) * bs->dim);
-        bs->scale = (float *) palloc(sizeof(float) * bs->dim);
-        // k-means trains on kSamplePerList rows per bucket: a uniform subset
-        // of the reservoir (which was sized before the bucket count was known).
-        uint32 ntrain = uint32(Min(double(bs->nsample), Max(kSampleMin, kSamplePerList * bs->k)));
-        float *row = (float *) palloc(sizeof(float) * bs->dim);
-        for (uint32 i = 0; i < ntrain; i++) {
-            uint32 j = i + uint32(bs->rng.below(bs->nsample - i));
-            memcpy(row, bs->sample + Size(i) * bs->dim, sizeof(float) * bs->dim);
-            memmove(bs->sample + Size(i) * bs->dim, bs->sample + Size(j) * bs->dim, sizeof(float) * bs->dim);
-            memcpy(bs->sample + Size(j) * bs->dim, row, sizeof(float) * bs->dim);
-        }
-        pfree(row);
-        drift::KMeansParams p{bs->k, bs->metric, kBuildSeed, kBuildIterations, drift_interrupt(), bs->threads};
-        drift::kmeans(bs->sample, ntrain, bs->dim, p, bs->centroids);
-        drift::quantizer_fit(drift::CodeKind(meta.code_kind), bs->sample, bs->nsample, bs->dim, bs->clip, bs->lo, bs->scale,
-                             bs->threads);
-        bs->lid = drift::sample_dimension(bs->sample, ntrain, bs->dim);
-        pfree(bs->sample);
+        if (from_segment) {
+            bs->k = seg.buckets;
+            bs->centroids = seg.centroids;
+            bs->lo = seg.quantizer;
+            bs->scale = seg.quantizer + bs->dim;
+            if (bs->nsample > 0) bs->lid = drift::sample_dimension(bs->sample, Min(bs->nsample, uint32(kSampleMin)), bs->dim);
+        } else
+            train(bs, &meta);
+        if (bs->sample != NULL) pfree(bs->sample);
         bs->sample = NULL;
 
         pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, DRIFT_PHASE_ASSIGN);
@@ -352,11 +409,7 @@ static void build_index(BuildState *bs, IndexInfo *indexInfo, ForkNumber fork) {
         TupleDescInitEntry(desc, 1, "bucket", INT4OID, -1, 0);
         TupleDescInitEntry(desc, 2, "tid", INT8OID, -1, 0);
         TupleDescInitEntry(desc, 3, "vector", BYTEAOID, -1, 0);
-        AttrNumber keys[2] = {1, 2};
-        Oid ops[2] = {Int4LessOperator, Int8LessOperator};
-        Oid colls[2] = {InvalidOid, InvalidOid};
-        bool nullsfirst[2] = {false, false};
-        bs->sort = tuplesort_begin_heap(desc, 2, keys, ops, colls, nullsfirst, maintenance_work_mem, NULL, TUPLESORT_NONE);
+        bs->sort = drift_bucket_sort(desc);
         bs->slot = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
         bs->batch_bucket = (uint32 *) palloc(sizeof(uint32) * kAssignBatch);
         bs->batch_dist = (float *) palloc(sizeof(float) * kAssignBatch);
@@ -422,6 +475,11 @@ static void init_state(BuildState *bs, Relation heap, Relation index) {
                                RelationGetRelationName(index)),
                         errhint("Index a column (a generated column can hold the expression), or use rerank = index.")));
     bs->lists = opts ? opts->lists : 0;
+    bs->segment = opts && opts->segment != 0 ? (const char *) opts + opts->segment : NULL;
+    if (bs->segment != NULL && bs->lists != 0)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("index \"%s\" cannot take both lists and segment", RelationGetRelationName(index)),
+                        errhint("An index started from a segment has the segment's buckets: drop the lists option.")));
     bs->clip = opts ? float(opts->clip_percentile) : 1.0f;
     bs->rng.state = kBuildSeed;
     // Threads for k-means and assignment: one, plus as many as a parallel

@@ -184,6 +184,7 @@ struct DriftOptions {
     int precision;       /* DRIFT_PRECISION_*: how full vectors and centroids are stored */
     int codes;           /* DRIFT_CODES_*: what buckets keep for the first pass */
     int rerank;          /* DriftRerank: where exact distances come from */
+    int segment;         /* offset of the segment file's path to start from, or 0 */
 };
 #define DRIFT_PRECISION_DEFAULT 0 /* the operator class's kind */
 #define DRIFT_PRECISION_SINGLE 1
@@ -293,6 +294,28 @@ inline drift::Metric drift_index_metric(Relation index) { return drift_index_opc
 
 // Where bucket b's directory entry is.
 struct DriftDirSlot drift_dir_slot(const DriftInfo *info, uint32 bucket);
+
+// A sort of rows whose first two columns are a bucket (int4) and an int8
+// that orders rows within it, in maintenance_work_mem (the build's and an
+// export's way to group rows by bucket).
+struct Tuplesortstate *drift_bucket_sort(TupleDesc desc);
+
+// The name of a metric ("l2", "inner_product", "cosine").
+const char *drift_metric_name(drift::Metric m);
+
+// What an index started from a segment file takes from it (palloc'd).
+struct DriftSegmentCentroids {
+    uint32 dim, buckets;
+    drift::Metric metric;
+    uint16 code_kind;
+    uint64 rows;
+    float *quantizer; /* 2 x dim */
+    float *centroids; /* buckets x dim */
+};
+
+// Reads the centroids and quantizer of the segment file at path (with the
+// checks and permissions of the segment functions) into *out.
+void drift_segment_load(const char *path, DriftSegmentCentroids *out);
 
 // Reads a column value or query for index `index` through its operator
 // class into dim palloc'd floats (unit length for cosine), checked against

@@ -71,6 +71,14 @@ static relopt_enum_elt_def drift_code_kinds[] = {
     {NULL, 0},
 };
 
+// Checks the segment option's value: an absolute path (the file is read at build).
+static void drift_validate_segment_option(const char *value) {
+    if (value != NULL && !is_absolute_path(value))
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("segment must be an absolute path on the server, not \"%s\"", value),
+                        errhint("Give the path drift_export_segment wrote the file to.")));
+}
+
 // Registers GUCs and reloptions, and picks the SIMD kernels once.
 void _PG_init(void) {
     drift::kernels();
@@ -95,6 +103,10 @@ void _PG_init(void) {
                        "the table's column (the index keeps codes only)",
                        drift_rerank_sources, DRIFT_RERANK_INDEX, "Valid values are \"index\" and \"heap\".",
                        AccessExclusiveLock);
+    add_string_reloption(drift_relopt_kind, "segment",
+                         "A .drift segment file (absolute path on the server) whose centroids and quantizer the "
+                         "build starts from instead of training",
+                         NULL, drift_validate_segment_option, AccessExclusiveLock);
     DefineCustomIntVariable("drift.probes", "Buckets scanned by a drift index scan before returning rows.", NULL,
                             &drift_probes, 10, 1, 32768, PGC_USERSET, 0, NULL, NULL, NULL);
     DefineCustomIntVariable("drift.rerank",
@@ -185,6 +197,7 @@ static bytea *drift_amoptions(Datum reloptions, bool validate) {
             {"precision", RELOPT_TYPE_ENUM, offsetof(DriftOptions, precision)},
             {"codes", RELOPT_TYPE_ENUM, offsetof(DriftOptions, codes)},
             {"rerank", RELOPT_TYPE_ENUM, offsetof(DriftOptions, rerank)},
+            {"segment", RELOPT_TYPE_STRING, offsetof(DriftOptions, segment)},
         };
         return (bytea *) build_reloptions(reloptions, validate, drift_relopt_kind, sizeof(DriftOptions), tab,
                                           lengthof(tab));

@@ -69,11 +69,10 @@ Datum drift_index_stats(PG_FUNCTION_ARGS) {
 
         TupleDesc desc;
         if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE) elog(ERROR, "return type must be a row type");
-        static const char *metrics[] = {"?", "l2", "inner_product", "cosine"};
         Datum v[27];
         bool nulls[27] = {false};
         v[0] = Int32GetDatum(int32(meta.dim));
-        v[1] = CStringGetTextDatum(meta.metric <= 3 ? metrics[meta.metric] : "?");
+        v[1] = CStringGetTextDatum(meta.metric >= 1 && meta.metric <= 3 ? drift_metric_name(drift::Metric(meta.metric)) : "?");
         v[2] = Int32GetDatum(int32(meta.live_buckets));
         v[3] = BoolGetDatum((meta.flags & DRIFT_META_TRAINED) != 0);
         v[4] = Int64GetDatum(int64(live + l0));
