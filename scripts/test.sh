@@ -13,6 +13,7 @@ make -s DRIFT_CHECK=1
 make -s install
 make -s DRIFT_CHECK=1 tools build/unit_tests
 source scripts/cluster.sh
+export DRIFT_DATA
 
 passed=0 failed=0
 failures=()

@@ -124,6 +124,32 @@ SELECT * FROM drift_buckets('t_id_idx');
 SELECT * FROM drift_evaluate_recall('t_id_idx', '{0,1,0,1}'::real[]);
 \echo :SQLSTATE
 
+-- segment files, as COPY's files: reading takes pg_read_server_files,
+-- writing pg_write_server_files (and SELECT on the table); checked before
+-- the file is touched
+ALTER TABLE t DISABLE ROW LEVEL SECURITY;
+SET ROLE drift_owner;
+SELECT rows FROM drift_export_segment('t_idx', '/nonexistent/t.drift');
+\echo :SQLSTATE
+SELECT rows FROM drift_segment_info('/nonexistent/t.drift');
+\echo :SQLSTATE
+SELECT count(*) FROM drift_segment_rows('/nonexistent/t.drift');
+\echo :SQLSTATE
+SELECT drift_segment_contains('/nonexistent/t.drift', 1);
+\echo :SQLSTATE
+RESET ROLE;
+-- an index is built as its table's owner: a superuser's CREATE INDEX
+-- needs the owner to have the role too
+CREATE INDEX ON t USING drift (v) WITH (segment = '/nonexistent/t.drift');
+\echo :SQLSTATE
+-- paths are absolute; a missing file is an error
+SELECT rows FROM drift_segment_info('t.drift');
+\echo :SQLSTATE
+CREATE INDEX ON t USING drift (v) WITH (segment = 't.drift');
+\echo :SQLSTATE
+SELECT rows FROM drift_segment_info('/nonexistent/t.drift');
+\echo :SQLSTATE
+
 DROP TABLE t;
 DROP ROLE drift_nobody;
 DROP ROLE drift_owner;

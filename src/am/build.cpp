@@ -14,6 +14,8 @@
 #include "../storage/chains.h"
 
 extern "C" {
+#include <sys/stat.h>
+
 #include "access/tableam.h"
 #include "access/xloginsert.h"
 #include "catalog/index.h"
@@ -344,16 +346,31 @@ static void train(BuildState *bs, const DriftMetaPageData *meta) {
 }
 
 // Reads the segment option's file and checks it fits the index: same
-// metric, same dimension as the rows, codes of the kind asked (its kind
-// when none is).
-static void take_segment(BuildState *bs, DriftSegmentCentroids *seg) {
+// metric, same dimension as the rows (or the column's type), codes of the
+// kind asked (its kind when none is). False if the build trains instead.
+static bool take_segment(BuildState *bs, DriftSegmentCentroids *seg) {
     const char *name = RelationGetRelationName(bs->index);
+    // An index rebuilt (REINDEX, TRUNCATE, VACUUM FULL, CREATE INDEX
+    // CONCURRENTLY's build) whose file is gone trains instead.
+    struct stat st;
+    if (bs->index->rd_createSubid == InvalidSubTransactionId && stat(bs->segment, &st) != 0 && errno == ENOENT) {
+        ereport(WARNING, (errmsg("segment file \"%s\" of index \"%s\" does not exist: the index is trained on its "
+                                 "rows instead", bs->segment, name),
+                          errhint("ALTER INDEX ... RESET (segment) stops the index from looking for it.")));
+        return false;
+    }
     drift_segment_load(bs->segment, seg);
     if (seg->metric != bs->metric)
         ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
                         errmsg("segment \"%s\" was exported from an index of %s distance, index \"%s\" has %s",
                                bs->segment, drift_metric_name(seg->metric), name, drift_metric_name(bs->metric)),
                         errhint("Use the operator class of the segment's metric.")));
+    int32 typmod = TupleDescAttr(RelationGetDescr(bs->index), 0)->atttypmod;
+    if (bs->rows == 0 && typmod > 0 && uint32(typmod) != seg->dim)
+        ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+                        errmsg("segment \"%s\" has %u dimensions, but the column of index \"%s\" has %d", bs->segment,
+                               seg->dim, name, typmod),
+                        errhint("Start an index from a segment of vectors of the same dimension.")));
     if (bs->rows > 0 && seg->dim != bs->dim)
         ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
                         errmsg("segment \"%s\" has %u dimensions, but the rows of index \"%s\" have %u", bs->segment,
@@ -373,6 +390,7 @@ static void take_segment(BuildState *bs, DriftSegmentCentroids *seg) {
     bs->codes = codes;
     bs->dim = seg->dim;
     bs->segment_rows = seg->rows;
+    return true;
 }
 
 // Builds the index into fork (MAIN, or INIT for unlogged tables' empty index).
@@ -387,7 +405,7 @@ static void build_index(BuildState *bs, IndexInfo *indexInfo, ForkNumber fork) {
     }
     DriftSegmentCentroids seg;
     bool from_segment = bs->segment != NULL && bs->heap != NULL;
-    if (from_segment) take_segment(bs, &seg);
+    if (from_segment) from_segment = take_segment(bs, &seg);
     DriftMetaPageData meta;
     fill_meta(&meta, bs);
     if (bs->rows > 0 || from_segment) {
@@ -475,7 +493,8 @@ static void init_state(BuildState *bs, Relation heap, Relation index) {
                                RelationGetRelationName(index)),
                         errhint("Index a column (a generated column can hold the expression), or use rerank = index.")));
     bs->lists = opts ? opts->lists : 0;
-    bs->segment = opts && opts->segment != 0 ? (const char *) opts + opts->segment : NULL;
+    // (a copy: the relcache may parse the options again while the build runs)
+    bs->segment = opts && opts->segment != 0 ? pstrdup((const char *) opts + opts->segment) : NULL;
     if (bs->segment != NULL && bs->lists != 0)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("index \"%s\" cannot take both lists and segment", RelationGetRelationName(index)),

@@ -22,6 +22,7 @@ extern "C" {
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
 #include "utils/acl.h"
@@ -164,6 +165,16 @@ const char *drift_metric_name(drift::Metric m) {
 
 // The name of a code kind.
 static const char *codes_name(uint16 kind) { return kind == DRIFT_CODE_RABITQ ? "rabitq" : "sq8"; }
+
+// A name from a segment's metadata (UTF-8) in the server's encoding; an
+// ERROR if it is not valid UTF-8.
+static const char *segment_name(const std::string &s) {
+    char *copy = pnstrdup(s.data(), s.size());
+    if (memchr(s.data(), 0, s.size()) != NULL || !pg_verify_mbstr(PG_UTF8, copy, int(s.size()), true))
+        ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED), errmsg("a segment's name is not valid UTF-8"),
+                        errhint("The file is damaged; export the index again.")));
+    return pg_any_to_server(copy, int(s.size()), PG_UTF8);
+}
 
 // The kind of a segment's ids, by name.
 static const char *ids_name(drift::SegmentIds k) {
@@ -365,8 +376,11 @@ Datum drift_export_segment(PG_FUNCTION_ARGS) {
     h.ids = ids;
     h.rows = uint64(x.rows);
     h.created_us = uint64(GetCurrentTimestamp() + (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY);
+    // (names are stored in UTF-8)
     const char *index_name = RelationGetRelationName(index);
     const char *id_label = id_attno != InvalidAttrNumber ? get_attname(RelationGetRelid(heap), id_attno, false) : "";
+    index_name = pg_server_to_any(index_name, int(strlen(index_name)), PG_UTF8);
+    id_label = pg_server_to_any(id_label, int(strlen(id_label)), PG_UTF8);
     segment_run(path, [&]() {
         f->writer = new drift::SegmentWriter(f->fd, h, quant, centroids, index_name, id_label);
     });
@@ -450,9 +464,9 @@ Datum drift_segment_info(PG_FUNCTION_ARGS) {
     bool nulls[22] = {false};
     v[0] = Int32GetDatum(int32(drift::kSegmentVersion));
     v[1] = TimestampTzGetDatum(TimestampTz(h.created_us) - (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY);
-    v[2] = CStringGetTextDatum(r->index_name().c_str());
+    v[2] = CStringGetTextDatum(segment_name(r->index_name()));
     v[3] = CStringGetTextDatum(ids_name(h.ids));
-    v[4] = CStringGetTextDatum(r->id_name().c_str());
+    v[4] = CStringGetTextDatum(segment_name(r->id_name()));
     nulls[4] = r->id_name().empty();
     v[5] = Int32GetDatum(int32(h.dim));
     v[6] = CStringGetTextDatum(drift_metric_name(h.metric));
@@ -519,7 +533,8 @@ Datum drift_segment_contains(PG_FUNCTION_ARGS) {
     MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "drift segment lookup", ALLOCSET_DEFAULT_SIZES);
     DriftSegmentFile *f = segment_file_new(cxt);
     segment_open(f, path);
-    bool maybe = f->reader->maybe_contains(id);
+    bool maybe = false;
+    segment_run(path, [&]() { maybe = f->reader->maybe_contains(id); });
     segment_close(f);
     MemoryContextDelete(cxt);
     PG_RETURN_BOOL(maybe);

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <string>
 
@@ -140,13 +141,14 @@ void MemorySource::read(uint64_t off, void *buf, size_t n) const {
 SegmentWriter::SegmentWriter(int fd, const SegmentHeader &h, const float *quantizer, const float *centroids,
                              const std::string &index_name, const std::string &id_name)
     : fd_(fd), h_(h), quantizer_(quantizer, quantizer + 2 * size_t(h.dim)),
-      centroids_(centroids, centroids + size_t(h.buckets) * h.dim), index_name_(index_name.substr(0, 1024)),
-      id_name_(id_name.substr(0, 1024)), table_(h.buckets) {
+      centroids_(centroids, centroids + size_t(h.buckets) * h.dim), index_name_(index_name.substr(0, kSegmentMaxName)),
+      id_name_(id_name.substr(0, kSegmentMaxName)), table_(h.buckets) {
     if (h.dim == 0 || h.dim > kSegmentMaxDim) throw Error("segment dimension out of range");
     if (h.buckets == 0 && h.rows > 0) throw Error("a segment with rows needs at least one bucket");
     hot_pos_ = kSegmentHeaderBytes;
     cold_pos_ = kSegmentHeaderBytes + mul_checked(h.rows, h.code_bytes, "the hot region");
-    all_ids_.reserve(size_t(h.rows));
+    shape_ = bloom_shape(std::max<uint64_t>(h.rows, 1), kBloomFp);
+    bloom_.assign(size_t(shape_.bits / 8), 0);
     block_.reserve(size_t(kSegmentBlockRows) * h.dim);
 }
 
@@ -211,7 +213,7 @@ void SegmentWriter::add(uint32_t bucket, int64_t id, const float *v, const uint8
     }
     hot_.insert(hot_.end(), code, code + h_.code_bytes);
     ids_.push_back(id);
-    all_ids_.push_back(id);
+    bloom_add(bloom_.data(), shape_, id);
     block_.insert(block_.end(), v, v + h_.dim);
     table_[bucket].rows++;
     added_++;
@@ -248,14 +250,11 @@ uint64_t SegmentWriter::finish() {
     write_at(meta_offset, buf_.data(), buf_.size());
     uint64_t bloom_offset = meta_offset + buf_.size();
 
-    BloomShape shape = bloom_shape(std::max<uint64_t>(h_.rows, 1), kBloomFp);
     buf_.clear();
-    o.u64(shape.bits);
-    o.u32(shape.hashes);
+    o.u64(shape_.bits);
+    o.u32(shape_.hashes);
     o.u32(0);
-    size_t at = buf_.size();
-    buf_.resize(at + shape.bits / 8, 0);
-    for (int64_t id : all_ids_) bloom_add(buf_.data() + at, shape, id);
+    buf_.insert(buf_.end(), bloom_.begin(), bloom_.end());
     o.u64(checksum(buf_.data(), buf_.size()));
     write_at(bloom_offset, buf_.data(), buf_.size());
     uint64_t footer_offset = bloom_offset + buf_.size();
@@ -338,6 +337,7 @@ SegmentReader::SegmentReader(const SegmentSource &src) : src_(src) {
     if (!checksum_ok(hi.u64(), hb, 56)) bad("the header's checksum does not match");
     if (version != fversion) bad("the header's and the footer's format versions differ");
     if (h_.rows != frows) bad("the header's and the footer's row counts differ");
+    if (h_.created_us > kSegmentMaxCreated) bad("the creation time is out of range");
     if (h_.dim == 0 || h_.dim > kSegmentMaxDim) bad("dimension " + std::to_string(h_.dim) + " is out of range");
     if (metric < 1 || metric > 3) bad("unknown metric " + std::to_string(metric));
     h_.metric = Metric(metric);
@@ -347,6 +347,7 @@ SegmentReader::SegmentReader(const SegmentSource &src) : src_(src) {
     h_.ids = SegmentIds(ids);
     if (block_rows != kSegmentBlockRows) bad("unexpected rows per block " + std::to_string(block_rows));
     if (h_.rows > 0 && h_.buckets == 0) bad("rows but no buckets");
+    if (h_.buckets > uint32_t(INT32_MAX)) bad("too many buckets");
     if (mul_checked(h_.rows, h_.code_bytes, "the hot region") != layout_.cold_offset - layout_.hot_offset)
         bad("the hot region's size does not match rows times code size");
 
@@ -361,7 +362,7 @@ SegmentReader::SegmentReader(const SegmentSource &src) : src_(src) {
     if (qfloats != 2 * h_.dim) bad("the quantizer's size does not match the dimension");
     uint64_t fixed = 12 + 4 + 8 + 4 * uint64_t(qfloats) + mul_checked(mul_checked(h_.buckets, h_.dim, "centroids"), 4, "centroids") +
                      mul_checked(h_.buckets, kBucketEntryBytes, "the bucket table");
-    if (fixed > meta_bytes || meta_bytes - fixed > 2 * 1024) bad("the metadata section's size does not match its contents");
+    if (fixed > meta_bytes || meta_bytes - fixed > 2 * kSegmentMaxName) bad("the metadata section's size does not match its contents");
     std::vector<uint8_t> meta(meta_bytes);
     src.read(layout_.meta_offset, meta.data(), meta.size());
     In m{meta.data(), meta.size() - 8, 12, "the metadata"};
@@ -369,10 +370,15 @@ SegmentReader::SegmentReader(const SegmentSource &src) : src_(src) {
     if (!checksum_ok(t.u64(), meta.data(), meta.size() - 8)) bad("the metadata's checksum does not match");
     index_name_ = m.str();
     id_name_ = m.str();
+    if (index_name_.size() > kSegmentMaxName || id_name_.size() > kSegmentMaxName) bad("a name in the metadata is too long");
     quantizer_.resize(qfloats);
     m.floats(quantizer_.data(), qfloats);
     centroids_.resize(size_t(h_.buckets) * h_.dim);
     m.floats(centroids_.data(), centroids_.size());
+    for (float v : quantizer_)
+        if (!std::isfinite(v)) bad("the quantizer holds a value that is not finite");
+    for (float v : centroids_)
+        if (!std::isfinite(v)) bad("a centroid holds a value that is not finite");
     table_.resize(h_.buckets);
     uint64_t rows = 0, hot = layout_.hot_offset, cold = layout_.cold_offset;
     for (uint32_t b = 0; b < h_.buckets; b++) {
@@ -433,7 +439,9 @@ bool SegmentReader::next(SegmentBlock *out) {
     src_.read(cold_pos_, head, kBlockHead);
     In hi{head, kBlockHead, 0, "a block"};
     uint32_t n = hi.u32(), payload = hi.u32();
-    if (n == 0 || n > kSegmentBlockRows || n > e.rows - bucket_done_) bad(where + " has a wrong row count");
+    if (n == 0 || n > kSegmentBlockRows || n > e.rows - bucket_done_ ||
+        (n < kSegmentBlockRows && n != e.rows - bucket_done_))
+        bad(where + " has a wrong row count");
     if (payload > left - kBlockHead - kBlockTail) bad(where + " reaches past its bucket");
     buf_.resize(kBlockHead + payload + kBlockTail);
     src_.read(cold_pos_, buf_.data(), buf_.size());

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "../core/bloom.hpp"
 #include "../core/core.hpp"
 
 namespace drift {
@@ -27,6 +28,10 @@ constexpr uint32_t kSegmentVersion = 1;
 constexpr size_t kSegmentHeaderBytes = 64, kSegmentFooterBytes = 64;
 constexpr uint32_t kSegmentBlockRows = 1024;
 constexpr uint32_t kSegmentMaxDim = 16000;
+// Bytes of a name in the metadata, at most (a writer cuts longer ones).
+constexpr size_t kSegmentMaxName = 1024;
+// The latest creation time a reader accepts: year 10000, in microseconds.
+constexpr uint64_t kSegmentMaxCreated = 253402300800000000ULL;
 
 // The header's fields (the footer repeats rows and the version).
 struct SegmentHeader {
@@ -118,7 +123,9 @@ class SegmentWriter {
     std::vector<float> quantizer_, centroids_;
     std::string index_name_, id_name_;
     std::vector<SegmentBucket> table_;
-    std::vector<int64_t> ids_, all_ids_;
+    std::vector<int64_t> ids_;
+    BloomShape shape_;
+    std::vector<uint8_t> bloom_; /* the Bloom filter, filled as rows come */
     std::vector<float> block_; /* row-major rows of the open block */
     std::vector<uint8_t> buf_;
     uint64_t added_ = 0, hot_pos_ = 0, cold_pos_ = 0;

@@ -154,7 +154,7 @@ cmp_ok($r_seg, '>=', $r_trained - 0.02, "GloVe: recall from the segment's centro
 # from the table exports the column's values; they import into a vector
 # column whose index starts from the segment.
 SKIP: {
-    skip 'pgvector is not installed', 3
+    skip 'pgvector is not installed', 4
       unless $node->safe_psql('postgres', "SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'");
     $node->safe_psql('postgres', "CREATE EXTENSION drift_vector CASCADE;
         CREATE TABLE gh (id int PRIMARY KEY, h halfvec(50));
@@ -168,6 +168,9 @@ SKIP: {
         CREATE INDEX gv_idx ON gv USING drift (v drift_vector_cosine_ops) WITH (segment = '$hseg');");
     is($node->safe_psql('postgres', "SELECT lists FROM drift_index_stats('gv_idx')"),
         $node->safe_psql('postgres', "SELECT buckets FROM drift_segment_info('$hseg')"), 'a vector index starts from it');
+    my ($r, $o2, $e2) = $node->psql('postgres', "CREATE TABLE gv2 (id int, v vector(768));
+        CREATE INDEX ON gv2 USING drift (v drift_vector_cosine_ops) WITH (segment = '$hseg')");
+    like($e2, qr/has 50 dimensions, but the column of index .* has 768/, "an empty table's column type must match the segment");
 }
 
 # TIDs as ids, and a partial index's rows only.
@@ -187,6 +190,20 @@ $node->safe_psql('postgres', "CREATE TABLE empty (id int, v real[]);
     INSERT INTO empty SELECT id, v FROM glove LIMIT 300;");
 is($node->safe_psql('postgres', "SELECT trained, live_entries FROM drift_index_stats('empty_idx')"), 't|300',
     'an empty table\'s index started from a segment is trained');
+
+# A rebuild whose file is gone trains instead (with a warning); a CREATE
+# INDEX naming a missing file fails.
+IPC::Run::run([ 'cp', $gseg, "$dir/gone.drift" ]);
+$node->safe_psql('postgres', "CREATE TABLE rebuilt AS SELECT id, v FROM glove;
+    CREATE INDEX rebuilt_idx ON rebuilt USING drift (v drift_cosine_ops) WITH (segment = '$dir/gone.drift');");
+unlink "$dir/gone.drift";
+my ($rret, $rout, $rerr) = $node->psql('postgres', 'REINDEX INDEX rebuilt_idx');
+is($rret, 0, 'REINDEX of an index whose segment file is gone succeeds');
+like($rerr, qr/WARNING:.*does not exist: the index is trained on its rows instead/, '... with a warning');
+is($node->safe_psql('postgres', "SELECT trained, live_entries FROM drift_index_stats('rebuilt_idx')"), 't|4545',
+    '... and a trained index');
+($rret, $rout, $rerr) = $node->psql('postgres', "CREATE INDEX ON rebuilt USING drift (v drift_cosine_ops) WITH (segment = '$dir/gone.drift')");
+like($rerr, qr/could not open segment file/, 'CREATE INDEX naming a missing segment file fails');
 
 # --- Bad files: every one an ERROR naming the problem, never a crash.
 sub fails_like {

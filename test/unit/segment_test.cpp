@@ -25,14 +25,30 @@ struct Written {
     std::vector<uint8_t> codes;
 };
 
-// Writes rows x dim values from gen(i, d), bucket of row i = i * buckets / rows.
-template <class G>
-Written write_segment(uint32_t dim, uint32_t rows, uint32_t buckets, drift::CodeKind kind, G gen) {
-    Written w;
+// An unlinked temporary file open for reading and writing.
+int temp_fd() {
     char path[] = "/tmp/drift_segment_testXXXXXX";
     int fd = mkstemp(path);
     EXPECT_GE(fd, 0);
     unlink(path);
+    return fd;
+}
+
+// The header of a 2-dimensional SQ8 segment of rows in buckets.
+drift::SegmentHeader two_d_header(uint32_t buckets, uint64_t rows) {
+    drift::SegmentHeader h;
+    h.dim = 2;
+    h.code_bytes = 2;
+    h.buckets = buckets;
+    h.rows = rows;
+    return h;
+}
+
+// Writes rows x dim values from gen(i, d), bucket of row i = i * buckets / rows.
+template <class G>
+Written write_segment(uint32_t dim, uint32_t rows, uint32_t buckets, drift::CodeKind kind, G gen) {
+    Written w;
+    int fd = temp_fd();
     drift::SegmentHeader h;
     h.dim = dim;
     h.metric = drift::Metric::Cosine;
@@ -122,6 +138,39 @@ TEST(Segment, RoundTripRandomAndEdgeValues) {
     expect_round_trip(w, 9, 4);
 }
 
+// Rows of an .fvecs file of the shared data sets (empty if it is not there).
+std::vector<float> read_fvecs(const std::string &name, uint32_t *dim) {
+    const char *env = getenv("DRIFT_DATA");
+    std::string path = std::string(env ? env : "../shared/data") + "/" + name;
+    std::vector<float> rows;
+    FILE *f = fopen(path.c_str(), "rb");
+    if (f == nullptr) return rows;
+    int32_t d;
+    while (fread(&d, 4, 1, f) == 1 && d > 0) {
+        size_t at = rows.size();
+        rows.resize(at + size_t(d));
+        if (fread(rows.data() + at, 4, size_t(d), f) != size_t(d)) break;
+        *dim = uint32_t(d);
+    }
+    fclose(f);
+    return rows;
+}
+
+TEST(Segment, RealDataComesBackBitForBit) {
+    for (const char *name : {"siftsmall/siftsmall_base.fvecs", "glove50/glove50_base.fvecs", "mnist/mnist_t10k_base9000.fvecs"}) {
+        uint32_t dim = 0;
+        std::vector<float> rows = read_fvecs(name, &dim);
+        if (rows.empty()) GTEST_SKIP() << name << " not found (set DRIFT_DATA)";
+        uint32_t n = uint32_t(rows.size() / dim);
+        auto w = write_segment(dim, n, 7, drift::CodeKind::Sq8, [&](uint32_t i, uint32_t d) { return rows[size_t(i) * dim + d]; });
+        expect_round_trip(w, dim, 7);
+        drift::MemorySource src(w.bytes.data(), w.bytes.size());
+        drift::SegmentReader r(src);
+        uint64_t cold = r.layout().meta_offset - r.layout().cold_offset;
+        printf("%s: %u x %u, vectors %.2fx smaller than raw floats\n", name, n, dim, double(n) * dim * 4 / double(cold));
+    }
+}
+
 TEST(Segment, EmptyBucketsAndNoRows) {
     auto w = write_segment(3, 5, 8, drift::CodeKind::Sq8, [](uint32_t i, uint32_t d) { return float(i) + float(d) / 10; });
     expect_round_trip(w, 3, 8);
@@ -143,14 +192,8 @@ TEST(Segment, BloomFilterMissesAbsentIds) {
 }
 
 TEST(Segment, WriterRefusesRowsOutOfOrder) {
-    char path[] = "/tmp/drift_segment_testXXXXXX";
-    int fd = mkstemp(path);
-    unlink(path);
-    drift::SegmentHeader h;
-    h.dim = 2;
-    h.code_bytes = 2;
-    h.buckets = 2;
-    h.rows = 2;
+    int fd = temp_fd();
+    drift::SegmentHeader h = two_d_header(2, 2);
     float q[4] = {0, 0, 1, 1}, c[4] = {0, 0, 1, 1}, v[2] = {1, 2};
     uint8_t code[2] = {0, 0};
     drift::SegmentWriter sw(fd, h, q, c, "i", "");
@@ -179,6 +222,20 @@ TEST(Segment, EveryFlippedByteIsReported) {
             bad[at] ^= mask;
         }
     }
+}
+
+TEST(Segment, NonFiniteCentroidsAreRefused) {
+    int fd = temp_fd();
+    drift::SegmentHeader h = two_d_header(1, 1);
+    float q[4] = {0, 0, 1, 1}, c[2] = {std::nanf(""), 0}, v[2] = {1, 2};
+    uint8_t code[2] = {0, 0};
+    drift::SegmentWriter sw(fd, h, q, c, "i", "");
+    sw.add(0, 1, v, code);
+    std::vector<uint8_t> bytes(sw.finish());
+    EXPECT_EQ(pread(fd, bytes.data(), bytes.size(), 0), ssize_t(bytes.size()));
+    close(fd);
+    drift::MemorySource src(bytes.data(), bytes.size());
+    EXPECT_EQ(drift::segment_verify(src, nullptr), "a centroid holds a value that is not finite");
 }
 
 TEST(Segment, ForgedSizesAreRefused) {
