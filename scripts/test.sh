@@ -33,7 +33,7 @@ echo "== fuzzer of the segment reader (libFuzzer, ${FUZZ_SECONDS:-90} s)"
 set +e
 make -s fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-90}" > build/fuzz.log 2>&1
 status=$?
-grep -E '^(#[0-9]+ +DONE|Done )' build/fuzz.log
+grep -E '^(#[0-9]+[[:space:]]+DONE|Done )' build/fuzz.log
 [ $status = 0 ] || tail -n 60 build/fuzz.log
 record fuzz $status
 set -e

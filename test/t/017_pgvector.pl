@@ -172,9 +172,9 @@ $primary->safe_psql('old', "CREATE EXTENSION drift VERSION '0.1'; CREATE TABLE t
 ($ret, $out, $err) = $primary->psql('old', 'CREATE INDEX t_idx ON t USING drift (v)');
 like($err, qr/lacks drift's support function 2.*HINT:.*ALTER EXTENSION drift UPDATE/s, 'drift 0.1 catalogs: a clear error');
 $primary->safe_psql('old', 'ALTER EXTENSION drift UPDATE');
-is($primary->safe_psql('old', "SELECT extversion FROM pg_extension WHERE extname = 'drift'"), '0.4', 'updated to 0.4');
-is($primary->safe_psql('old', "SELECT count(*) FROM pg_proc WHERE proname = 'drift_evaluate_recall'"), '1',
-    'the update adds drift_evaluate_recall');
+is($primary->safe_psql('old', "SELECT extversion FROM pg_extension WHERE extname = 'drift'"), '0.5', 'updated to 0.5');
+is($primary->safe_psql('old', "SELECT count(*) FROM pg_proc WHERE proname IN ('drift_evaluate_recall', 'drift_export_segment')"), '2',
+    'the update adds drift_evaluate_recall and the segment functions');
 $primary->safe_psql('old', 'CREATE INDEX t_idx ON t USING drift (v)');
 is($primary->safe_psql('old', "SET enable_seqscan = off; SELECT string_agg(id::text, ',') FROM "
       . "(SELECT id FROM t ORDER BY v <-> (SELECT v FROM t WHERE id = 5) LIMIT 3) s"),
