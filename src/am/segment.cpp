@@ -85,23 +85,6 @@ static DriftSegmentFile *segment_file_new(MemoryContext cxt) {
     return f;
 }
 
-// Runs fn (C++ only: no PostgreSQL call inside) and returns true, or
-// false with the message of a malformed file in msg; other exceptions
-// raise an ERROR as drift_guard does.
-template <class F>
-static bool segment_try(F &&fn, char *msg, size_t len) {
-    bool ok = true;
-    drift_guard("segment file", [&]() -> void {
-        try {
-            fn();
-        } catch (const drift::SegmentError &e) {
-            ok = false;
-            snprintf(msg, len, "%s", e.what());
-        }
-    });
-    return ok;
-}
-
 // The ERROR for a malformed segment file.
 static void segment_malformed(const char *path, const char *msg) {
     ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED), errmsg("\"%s\" is not a valid drift segment: %s", path, msg),
@@ -109,11 +92,22 @@ static void segment_malformed(const char *path, const char *msg) {
                             "file); export the index again.")));
 }
 
-// Runs fn as segment_try does, raising the malformed-file ERROR for path.
+// Runs fn (C++ only: no PostgreSQL call inside); a malformed file raises
+// the malformed-file ERROR for path, other exceptions an ERROR as
+// drift_guard does.
 template <class F>
 static void segment_run(const char *path, F &&fn) {
     char msg[512];
-    if (!segment_try(fn, msg, sizeof(msg))) segment_malformed(path, msg);
+    bool ok = true;
+    drift_guard("segment file", [&]() -> void {
+        try {
+            fn();
+        } catch (const drift::SegmentError &e) {
+            ok = false;
+            snprintf(msg, sizeof(msg), "%s", e.what());
+        }
+    });
+    if (!ok) segment_malformed(path, msg);
 }
 
 // Checks that the user may read (or write) server files and that path is
@@ -295,12 +289,10 @@ Datum drift_export_segment(PG_FUNCTION_ARGS) {
     memset(&x, 0, sizeof(x));
     x.dim = meta.dim;
     x.metric = info->metric;
-    uint32 *which = (uint32 *) palloc(sizeof(uint32) * Max(meta.nbuckets, 1));
+    float *centroids = (float *) palloc(sizeof(float) * Max(meta.nbuckets, 1) * x.dim);
     for (uint32 b = 0; b < meta.nbuckets; b++)
-        if (info->heads[b] != InvalidBlockNumber) which[x.nb++] = b;
-    float *centroids = (float *) palloc(sizeof(float) * Max(x.nb, 1) * x.dim);
-    for (uint32 j = 0; j < x.nb; j++)
-        memcpy(centroids + Size(j) * x.dim, info->centroids + Size(which[j]) * x.dim, sizeof(float) * x.dim);
+        if (info->heads[b] != InvalidBlockNumber)
+            memcpy(centroids + Size(x.nb++) * x.dim, info->centroids + Size(b) * x.dim, sizeof(float) * x.dim);
     float *quant = (float *) palloc(sizeof(float) * 2 * x.dim);
     memcpy(quant, info->quant, sizeof(float) * 2 * x.dim);
     x.centroids = centroids;
@@ -371,7 +363,6 @@ Datum drift_export_segment(PG_FUNCTION_ARGS) {
     h.dim = x.dim;
     h.metric = x.metric;
     h.code_kind = code_kind;
-    h.code_bytes = code_bytes;
     h.buckets = x.nb;
     h.ids = ids;
     h.rows = uint64(x.rows);
@@ -401,6 +392,7 @@ Datum drift_export_segment(PG_FUNCTION_ARGS) {
             q = drift_chain_quantizer(base, centroids + Size(b) * x.dim, &centre);
             cur = b;
         }
+        // (normalized again rather than sorted beside the row as read)
         memcpy(unit, v, sizeof(float) * x.dim);
         if (x.metric == drift::Metric::Cosine) drift::normalize(unit, x.dim);
         segment_run(path, [&]() {
@@ -439,24 +431,13 @@ Datum drift_segment_info(PG_FUNCTION_ARGS) {
     drift::SegmentReader *r = f->reader;
     const drift::SegmentHeader &h = r->header();
     const drift::SegmentLayout &l = r->layout();
-    // Every checksum: the codes of each bucket, then every block.
     char problem[512];
-    bool ok = true;
-    for (uint32 b = 0; ok && b < h.buckets; b++) {
-        CHECK_FOR_INTERRUPTS();
-        ok = segment_try([&]() {
-            std::vector<uint8_t> codes;
-            r->codes(b, &codes);
-        }, problem, sizeof(problem));
-    }
-    bool more = true;
-    while (ok && more) {
-        CHECK_FOR_INTERRUPTS();
-        ok = segment_try([&]() {
-            drift::SegmentBlock block;
-            more = r->next(&block);
-        }, problem, sizeof(problem));
-    }
+    drift::SegmentCodecCounts counts;
+    drift_guard("segment file", [&]() -> void {
+        std::string p = drift::segment_verify(*f->src, &counts, drift_interrupt());
+        snprintf(problem, sizeof(problem), "%s", p.c_str());
+    });
+    bool ok = problem[0] == '\0';
     TupleDesc desc;
     if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE) elog(ERROR, "return type must be a row type");
     uint64 cold = l.meta_offset - l.cold_offset, raw = h.rows * h.dim * sizeof(float);
@@ -481,9 +462,9 @@ Datum drift_segment_info(PG_FUNCTION_ARGS) {
     v[15] = Int64GetDatum(int64(raw));
     v[16] = Float8GetDatum(cold > 0 ? double(raw) / double(cold) : 0.0);
     nulls[16] = cold == 0;
-    v[17] = Int64GetDatum(int64(r->codecs().alp));
-    v[18] = Int64GetDatum(int64(r->codecs().alp_rd));
-    v[19] = Int64GetDatum(int64(r->codecs().raw));
+    v[17] = Int64GetDatum(int64(counts.alp));
+    v[18] = Int64GetDatum(int64(counts.alp_rd));
+    v[19] = Int64GetDatum(int64(counts.raw));
     v[20] = BoolGetDatum(ok);
     v[21] = ok ? (Datum) 0 : CStringGetTextDatum(problem);
     nulls[21] = ok;

@@ -12,6 +12,7 @@
 #include <xxhash.h>
 
 #include "../core/alp.hpp"
+#include "../core/bytes.hpp"
 #include "../core/bloom.hpp"
 #include "../core/codes.hpp"
 
@@ -31,20 +32,17 @@ constexpr double kBloomFp = 0.01;
 // Appends little-endian fields to a byte buffer.
 struct Out {
     std::vector<uint8_t> &b;
-    // Appends the low n bytes of v, least significant first.
-    void le(uint64_t v, int n) {
-        for (int i = 0; i < n; i++) b.push_back(uint8_t(v >> (8 * i)));
+    // Makes room for k more bytes and returns where they start.
+    uint8_t *grow(size_t k) {
+        b.resize(b.size() + k);
+        return b.data() + b.size() - k;
     }
-    void u16(uint16_t v) { le(v, 2); }
-    void u32(uint32_t v) { le(v, 4); }
-    void u64(uint64_t v) { le(v, 8); }
+    void u16(uint16_t v) { store16(grow(2), v); }
+    void u32(uint32_t v) { store32(grow(4), v); }
+    void u64(uint64_t v) { store64(grow(8), v); }
     // Appends n floats' bit patterns.
     void floats(const float *v, size_t n) {
-        for (size_t i = 0; i < n; i++) {
-            uint32_t bits;
-            memcpy(&bits, &v[i], 4);
-            u32(bits);
-        }
+        for (size_t i = 0; i < n; i++) u32(float_bits(v[i]));
     }
     // Appends a string as a 16-bit length and its bytes.
     void str(const std::string &s) {
@@ -58,35 +56,23 @@ struct In {
     const uint8_t *p;
     size_t n, at = 0;
     const char *what;
-    // Throws unless k more bytes are there.
-    void need(size_t k) const {
+    // Returns where the next k bytes are and passes them; throws unless they are there.
+    const uint8_t *take(size_t k) {
         if (k > n - at) throw SegmentError(std::string(what) + " ends early");
+        at += k;
+        return p + at - k;
     }
-    uint64_t le(int k) {
-        need(size_t(k));
-        uint64_t v = 0;
-        for (int i = 0; i < k; i++) v |= uint64_t(p[at + i]) << (8 * i);
-        at += size_t(k);
-        return v;
-    }
-    uint16_t u16() { return uint16_t(le(2)); }
-    uint32_t u32() { return uint32_t(le(4)); }
-    uint64_t u64() { return le(8); }
+    uint16_t u16() { return load16(take(2)); }
+    uint32_t u32() { return load32(take(4)); }
+    uint64_t u64() { return load64(take(8)); }
     // Reads k floats' bit patterns into v.
     void floats(float *v, size_t k) {
-        need(k * 4);
-        for (size_t i = 0; i < k; i++) {
-            uint32_t bits = u32();
-            memcpy(&v[i], &bits, 4);
-        }
+        for (size_t i = 0; i < k; i++) v[i] = bits_float(u32());
     }
     // Reads a string written by Out::str.
     std::string str() {
         size_t len = u16();
-        need(len);
-        std::string s(reinterpret_cast<const char *>(p + at), len);
-        at += len;
-        return s;
+        return std::string(reinterpret_cast<const char *>(take(len)), len);
     }
 };
 
@@ -145,8 +131,10 @@ SegmentWriter::SegmentWriter(int fd, const SegmentHeader &h, const float *quanti
       id_name_(id_name.substr(0, kSegmentMaxName)), table_(h.buckets) {
     if (h.dim == 0 || h.dim > kSegmentMaxDim) throw Error("segment dimension out of range");
     if (h.buckets == 0 && h.rows > 0) throw Error("a segment with rows needs at least one bucket");
+    if (h.code_kind > uint16_t(CodeKind::RaBitQ)) throw Error("unknown code kind");
+    h_.code_bytes = uint32_t(code_bytes(CodeKind(h.code_kind), h.dim));
     hot_pos_ = kSegmentHeaderBytes;
-    cold_pos_ = kSegmentHeaderBytes + mul_checked(h.rows, h.code_bytes, "the hot region");
+    cold_pos_ = kSegmentHeaderBytes + mul_checked(h.rows, h_.code_bytes, "the hot region");
     shape_ = bloom_shape(std::max<uint64_t>(h.rows, 1), kBloomFp);
     bloom_.assign(size_t(shape_.bits / 8), 0);
     block_.reserve(size_t(kSegmentBlockRows) * h.dim);
@@ -185,7 +173,7 @@ void SegmentWriter::flush_block() {
         float_encode(column, n, buf_);
     }
     uint32_t payload = uint32_t(buf_.size() - kBlockHead);
-    for (int i = 0; i < 4; i++) buf_[4 + i] = uint8_t(payload >> (8 * i));
+    store32(buf_.data() + 4, payload);
     o.u64(checksum(buf_.data(), buf_.size()));
     write_at(cold_pos_, buf_.data(), buf_.size());
     cold_pos_ += buf_.size();
@@ -483,19 +471,22 @@ void SegmentReader::codes(uint32_t b, std::vector<uint8_t> *out) const {
     if (!checksum_ok(e.hot_checksum, out->data(), out->size())) bad("bucket " + std::to_string(b) + "'s codes fail their checksum");
 }
 
-std::string segment_verify(const SegmentSource &src, SegmentCodecCounts *counts) {
+std::string segment_verify(const SegmentSource &src, SegmentCodecCounts *counts, const Interrupt &interrupt) {
     try {
         SegmentReader r(src);
         std::vector<uint8_t> codes;
-        for (uint32_t b = 0; b < r.header().buckets; b++) r.codes(b, &codes);
-        SegmentBlock block;
-        while (r.next(&block)) {
+        for (uint32_t b = 0; b < r.header().buckets; b++) {
+            interrupt.check();
+            r.codes(b, &codes);
         }
-        if (counts) *counts = r.codecs();
+        SegmentBlock block;
+        for (bool more = true; more;) {
+            interrupt.check();
+            more = r.next(&block);
+            if (counts) *counts = r.codecs();
+        }
         return "";
     } catch (const SegmentError &e) {
-        return e.what();
-    } catch (const Error &e) {
         return e.what();
     }
 }

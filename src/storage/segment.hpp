@@ -38,7 +38,7 @@ struct SegmentHeader {
     uint32_t dim = 0;
     Metric metric = Metric::L2;
     uint16_t code_kind = 0; /* CodeKind */
-    uint32_t code_bytes = 0;
+    uint32_t code_bytes = 0; /* of one code: set by the writer from code_kind and dim */
     uint32_t buckets = 0;
     SegmentIds ids = SegmentIds::Tid;
     uint64_t rows = 0;
@@ -102,7 +102,8 @@ class MemorySource : public SegmentSource {
 // to cold blocks after it, in one pass.
 class SegmentWriter {
   public:
-    // h.rows must be the rows that will be added; quantizer holds 2 * dim
+    // h.rows must be the rows that will be added, each with a code of
+    // code_bytes(h.code_kind, h.dim) bytes; quantizer holds 2 * dim
     // floats, centroids buckets * dim; names are recorded for information.
     SegmentWriter(int fd, const SegmentHeader &h, const float *quantizer, const float *centroids,
                   const std::string &index_name, const std::string &id_name);
@@ -181,8 +182,10 @@ class SegmentReader {
     SegmentCodecCounts counts_;
 };
 
-// Verifies every checksum and decodes every block; returns "" if the file
-// is sound, else what is wrong. Counts column vectors by codec into *counts.
-std::string segment_verify(const SegmentSource &src, SegmentCodecCounts *counts);
+// Verifies every checksum and decodes every block, polling interrupt
+// between them; returns "" if the file is sound, else what is wrong (the
+// file's problem; a failed read or a cancel is thrown). Counts the column
+// vectors read by codec into *counts.
+std::string segment_verify(const SegmentSource &src, SegmentCodecCounts *counts, const Interrupt &interrupt = Interrupt());
 
 }  // namespace drift

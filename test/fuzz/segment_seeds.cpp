@@ -38,14 +38,13 @@ void write_seed(const std::string &path, uint32_t dim, uint32_t rows, uint32_t b
     h.dim = dim;
     h.metric = drift::Metric::L2;
     h.code_kind = uint16_t(kind);
-    h.code_bytes = uint32_t(drift::code_bytes(kind, dim));
     h.buckets = buckets;
     h.ids = ids;
     h.rows = rows;
     h.created_us = 1700000000000000ULL;
     uint64_t rng = dim * 31 + rows;
     std::vector<float> q(2 * dim, 1.0f), c(size_t(buckets) * dim, 0.5f), v(dim);
-    std::vector<uint8_t> code(h.code_bytes, 0x5a);
+    std::vector<uint8_t> code(drift::code_bytes(kind, dim), 0x5a);
     int fd = open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY, 0644);
     if (fd < 0) {
         perror(path.c_str());

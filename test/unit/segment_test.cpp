@@ -38,7 +38,6 @@ int temp_fd() {
 drift::SegmentHeader two_d_header(uint32_t buckets, uint64_t rows) {
     drift::SegmentHeader h;
     h.dim = 2;
-    h.code_bytes = 2;
     h.buckets = buckets;
     h.rows = rows;
     return h;
@@ -53,7 +52,6 @@ Written write_segment(uint32_t dim, uint32_t rows, uint32_t buckets, drift::Code
     h.dim = dim;
     h.metric = drift::Metric::Cosine;
     h.code_kind = uint16_t(kind);
-    h.code_bytes = uint32_t(drift::code_bytes(kind, dim));
     h.buckets = buckets;
     h.ids = drift::SegmentIds::PrimaryKey;
     h.rows = rows;
@@ -63,7 +61,7 @@ Written write_segment(uint32_t dim, uint32_t rows, uint32_t buckets, drift::Code
     for (size_t i = 0; i < c.size(); i++) c[i] = float(i) * 0.25f - 3;
     drift::SegmentWriter sw(fd, h, q.data(), c.data(), "items_idx", "id");
     std::vector<float> v(dim);
-    std::vector<uint8_t> code(h.code_bytes);
+    std::vector<uint8_t> code(drift::code_bytes(kind, dim));
     for (uint32_t i = 0; i < rows; i++) {
         for (uint32_t d = 0; d < dim; d++) v[d] = gen(i, d);
         for (size_t j = 0; j < code.size(); j++) code[j] = uint8_t(i * 7 + j);
